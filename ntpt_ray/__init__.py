@@ -1,0 +1,1 @@
+"""Neural TerpreT on Ray."""

@@ -1,0 +1,266 @@
+"""The ``ntpt`` command line."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .lang.errors import NTPTError
+
+app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="MNIST and operator data (default: $NTPT_DATA_DIR, else the user cache).")]
+Hypers = Annotated[Optional[list[str]], typer.Option(
+    "--hyper", "-H", help="Override a model hyper-parameter, NAME=VALUE (repeatable).")]
+
+
+@app.callback()
+def main() -> None:
+    """One torch thread per process unless OMP_NUM_THREADS says otherwise."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+
+def _fail(message: str) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _parse_hypers(items: list[str] | None) -> dict[str, int]:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            _fail(f"--hyper expects NAME=INTEGER, got '{item}'")
+        out[name.strip()] = int(value)
+    return out
+
+
+@app.command()
+def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).")],
+          hyper: Hypers = None) -> None:
+    """Compile an NTPT model and summarise it, or print its first error (file:line)."""
+    from .lang.model import Model
+
+    try:
+        compiled = Model.from_file(file).compile(**_parse_hypers(hyper))
+    except NTPTError as exc:
+        _fail(str(exc))
+    console.print(f"{file}: OK")
+    table = Table()
+    table.add_column("Param")
+    table.add_column("shape")
+    table.add_column("range")
+    space = 1
+    for name, decl in compiled.params.items():
+        table.add_row(name, str(decl.shape), f"0..{decl.size - 1}")
+        space *= decl.size ** math.prod(decl.shape)
+    console.print(table)
+    console.print(f"hyper-parameters: {compiled.hypers}")
+    console.print(f"neural functions: {', '.join(compiled.nets) or 'none'}")
+    console.print(f"syntactically distinct programs: {space:.3g}")
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="math, add2x2:top|left|bottom|right, apply2x2:...")],
+    perceptual: Annotated[bool, typer.Option(help="Images (MNIST, handwritten operators) rather "
+                                             "than one-hot symbols.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="Model: a shipped name or a .py file.")] = None,
+    hyper: Hypers = None,
+    restarts: Annotated[int, typer.Option(help="Independently initialised restarts.")] = 32,
+    vectorise: Annotated[int, typer.Option(help="Restarts trained as one tensor computation.")] = 32,
+    steps: Annotated[int, typer.Option(help="Training steps per restart.")] = 400,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the Params.")] = 0.1,
+    library_lr: Annotated[Optional[float], typer.Option(help="Adam learning rate of the "
+                                                        "neural library (default lr/100).")] = None,
+    init_scale: Annotated[float, typer.Option(help="Std of the initial Param logits.")] = 1.0,
+    entropy_start: Annotated[float, typer.Option(help="Entropy weight at the start.")] = 0.0,
+    entropy_end: Annotated[float, typer.Option(help="Entropy weight at the end.")] = 0.0,
+    beam: Annotated[int, typer.Option(help="Candidate programs decoded per restart.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the run (restart seeds derive from it).")] = 0,
+    library: Annotated[Optional[Path], typer.Option(help="Start the nets from this library.pt "
+                                                    "(or run directory).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory (default runs/...).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Train restarts of a model on a task, decode and verify them, save the winner."""
+    import torch
+
+    from .problems import problem
+    from .train.restarts import TrainConfig
+    from .train.run import save_run, train_restarts
+
+    try:
+        prob = problem(task, perceptual=perceptual, model=model, hypers=_parse_hypers(hyper))
+        prob.compile(prob.train_lengths[0])
+        config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, library_lr=library_lr,
+                             init_scale=init_scale, entropy_start=entropy_start,
+                             entropy_end=entropy_end, beam=beam)
+        snapshot = None
+        if library is not None:
+            path = library / "library.pt" if library.is_dir() else library
+            if not path.exists():
+                _fail(f"--library: no library at {path}")
+            snapshot = torch.load(path)
+    except (NTPTError, ValueError) as exc:
+        _fail(str(exc))
+    out = out or Path("runs") / f"{task.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    chunks = math.ceil(restarts / vectorise)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
+    verified = 0
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"{task}: {restarts} restarts", total=chunks * steps,
+                                status="")
+
+        def on_step(batch, loss, accuracy):
+            status = f"loss {loss:.3f}"
+            if accuracy is not None:
+                status += f"  best val acc {np.max(accuracy):.2f}"
+            progress.update(bar, advance=1, status=f"{status}  verified {verified}")
+
+        def on_chunk(batch):
+            nonlocal verified
+            verified += sum(r.verified for r in batch.results)
+            progress.update(bar, status=f"verified {verified}")
+
+        try:
+            summary = train_restarts(prob, restarts=restarts, vectorise=vectorise, config=config,
+                                     seed=seed, library=snapshot, data_dir=data_dir,
+                                     on_step=on_step, on_chunk=on_chunk)
+        except (NTPTError, ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+    save_run(summary, out)
+    _report(summary)
+    console.print(f"saved to {out}")
+
+
+def _report(summary) -> None:
+    n = len(summary.results)
+    console.print(f"verified programs: {summary.verified}/{n} restarts with a beam of "
+                  f"{summary.config.beam} ({summary.argmax_verified}/{n} by argmax alone); "
+                  f"training {summary.train_seconds:.0f} s, decoding and verification "
+                  f"{summary.verify_seconds:.0f} s")
+    if summary.winner is None:
+        console.print("no restart found a verified program: try more restarts or steps")
+        return
+    console.print(summary.winner.listing(), highlight=False)
+    best = next(r for r in summary.results if r.verified)
+    v = best.verification
+    console.print(f"test accuracy by length (exact perception): {v.test_accuracy}")
+    if v.perceptual_accuracy:
+        console.print(f"test accuracy by length (learned nets): {v.perceptual_accuracy}")
+
+
+@app.command()
+def show(path: Annotated[Path, typer.Argument(help="A run directory or program.json.")]) -> None:
+    """Print a saved program as NTPT source."""
+    from .train.run import load_program
+
+    try:
+        program, _ = load_program(path)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+    console.print(program.listing(), highlight=False)
+
+
+@app.command()
+def evaluate(
+    path: Annotated[Path, typer.Argument(help="A run directory or program.json.")],
+    lengths: Annotated[str, typer.Option(help="Comma-separated input lengths (MATH digits).")] = "2,4,8,16",
+    examples: Annotated[int, typer.Option(help="Random test examples per length.")] = 1000,
+    perceptual: Annotated[Optional[bool], typer.Option(
+        help="Run on images with the saved nets (default: as trained).")] = None,
+    seed: int = 12345,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a saved program discretely on fresh test examples and report its accuracy."""
+    from .evaluate import evaluate_program
+    from .train.run import load_program
+
+    try:
+        program, library = load_program(path)
+        wanted = [int(x) for x in lengths.split(",") if x.strip()]
+        scores = evaluate_program(program, library, wanted, examples=examples, seed=seed,
+                                  perceptual=perceptual, data_dir=data_dir)
+    except (FileNotFoundError, ValueError, KeyError, NTPTError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"{program.problem.task}: accuracy on {examples} test examples per length")
+    table.add_column("length")
+    table.add_column("accuracy")
+    for length, accuracy in scores.items():
+        table.add_row(str(length), f"{accuracy:.4f}")
+    console.print(table)
+
+
+@app.command()
+def bench(
+    restarts: Annotated[int, typer.Option(help="Restarts for the success rate.")] = 128,
+    vectorise: Annotated[int, typer.Option(help="R, restarts per tensor computation.")] = 32,
+    steps: Annotated[int, typer.Option(help="Training steps per restart.")] = 400,
+    beams: Annotated[str, typer.Option(help="Comma-separated beam widths to compare.")] = "1024,8192",
+    samples: Annotated[int, typer.Option(help="Timed steps per throughput measurement.")] = 15,
+    seed: int = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the figures as JSON.")] = None,
+) -> None:
+    """Benchmark on symbolic MATH: vectorised vs one-at-a-time throughput, argmax vs beam."""
+    import json
+
+    from .bench import measure_success, measure_throughput
+    from .problems import problem
+    from .train.restarts import TrainConfig
+
+    prob = problem("math")
+    config = TrainConfig(steps=steps)
+    console.print(f"throughput: {samples} timed steps each, R={vectorised} vs R=1, interleaved")
+    thr = measure_throughput(prob, config, vectorised=vectorised, samples=samples)
+    table = Table(title=f"symbolic MATH, {steps} steps x {config.batch_size} examples per restart")
+    for column in ("restarts", "median step (s)", "restarts/min"):
+        table.add_column(column)
+    table.add_row(f"R={vectorised} vectorised", f"{thr.step_seconds_vectorised:.4f}",
+                  f"{thr.restarts_per_minute_vectorised:.1f}")
+    table.add_row("one at a time", f"{thr.step_seconds_single:.4f}",
+                  f"{thr.restarts_per_minute_single:.1f}")
+    console.print(table)
+    console.print(f"vectorised / single: [bold]{thr.ratio:.1f}x[/]")
+    widths = tuple(int(b) for b in beams.split(","))
+    columns = [TextColumn("success rate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("", total=math.ceil(restarts / vectorise) * steps)
+        succ = measure_success(prob, config, restarts=restarts, vectorise=vectorise, beams=widths,
+                               seed=seed, progress=lambda *_: progress.advance(bar))
+    table = Table(title=f"verified programs over {restarts} restarts "
+                        f"(training {succ.train_seconds:.0f} s)")
+    for column in ("decoding", "verified restarts", "rate", "decode + verify (s)"):
+        table.add_column(column)
+    first = f"beam {widths[0]}"
+    table.add_row("argmax", str(succ.verified["argmax"]),
+                  f"{succ.verified['argmax'] / restarts:.1%}", "")
+    for key in (f"beam {b}" for b in widths):
+        table.add_row(key, str(succ.verified[key]), f"{succ.verified[key] / restarts:.1%}",
+                      f"{succ.decode_seconds[key]:.0f}")
+    console.print(table)
+    console.print(f"({first} decoding costs {succ.decode_seconds[first] / succ.train_seconds:.1%} "
+                  "of training time)")
+    if out is not None:
+        record = {"throughput": {**thr.__dict__, "ratio": thr.ratio,
+                                 "restarts_per_minute_vectorised": thr.restarts_per_minute_vectorised,
+                                 "restarts_per_minute_single": thr.restarts_per_minute_single},
+                  "success": succ.__dict__}
+        out.write_text(json.dumps(record, indent=1))

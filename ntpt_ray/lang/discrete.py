@@ -1,0 +1,132 @@
+"""The discrete back-end: exact integer execution with every Param fixed.
+
+Vectorised over P candidate programs and B examples: values are int64 tensors of shape
+``[P or 1, B or 1]`` and an ``if`` runs every arm on every lane, then selects per lane.
+Used to verify learned programs and to run them on new (longer) inputs.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from collections.abc import Mapping
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .interpret import Interpreter
+from .ir import NetCall, RuntimeFn, Slot, TensorRef, slot_name
+from .model import CompiledModel
+
+NO_OUTPUT = -1
+"""The value of an Output that the program never wrote."""
+
+
+@lru_cache(maxsize=256)
+def _table(fn: RuntimeFn) -> torch.Tensor:
+    return torch.from_numpy(fn.table)
+
+
+@lru_cache(maxsize=4096)
+def _lookup(mask: tuple[bool, ...]) -> torch.Tensor:
+    return torch.tensor(mask, dtype=torch.bool)
+
+
+class DiscreteInterpreter(Interpreter):
+    """Runs a compiled model on integers.
+
+    ``param_values[name]`` has shape ``[P, *array_shape]``; ``inputs`` as for the relaxed
+    back-end; ``library.classify(fn, args)`` returns a net's most probable class ``[1, B]``.
+    """
+
+    def __init__(self, model: CompiledModel, param_values: Mapping[str, torch.Tensor], library,
+                 inputs: Mapping[str, torch.Tensor]):
+        super().__init__(model)
+        self.param_values = param_values
+        self.library = library
+        self.inputs = inputs
+        self.programs = max((v.shape[0] for v in param_values.values()), default=1)
+        self.batch = next(iter(inputs.values())).shape[0] if inputs else 1
+        self.done = torch.zeros((), dtype=torch.bool)
+        self.out: dict[Slot, torch.Tensor] = {}
+        self.net_cache: dict[NetCall, torch.Tensor] = {}
+
+    def const(self, value: int, size: int) -> torch.Tensor:
+        return torch.tensor(value)
+
+    def param(self, slot: Slot) -> torch.Tensor:
+        name, index = slot
+        return self.param_values[name][(slice(None), *index)].unsqueeze(1)
+
+    def input(self, slot: Slot) -> torch.Tensor:
+        name, index = slot
+        return self.inputs[name][(slice(None), *index)].long().unsqueeze(0)
+
+    def tensor(self, slot: Slot) -> torch.Tensor:
+        name, index = slot
+        return self.inputs[name][(slice(None), *index)]
+
+    def fit(self, value: torch.Tensor, size: int) -> torch.Tensor:
+        return value
+
+    def soft_read(self, index, index_sizes, options, size):
+        flat = 0
+        for i, n in zip(index, index_sizes):
+            flat = flat * n + i
+        shape = torch.broadcast_shapes(flat.shape, *(o.shape for o in options))
+        stacked = torch.stack([o.expand(shape) for o in options], dim=-1)
+        return stacked.gather(-1, flat.expand(shape).unsqueeze(-1)).squeeze(-1)
+
+    def call(self, fn: RuntimeFn, args: list[torch.Tensor]) -> torch.Tensor:
+        return _table(fn)[tuple(args)]
+
+    def net(self, e: NetCall, env: ChainMap) -> torch.Tensor:
+        pure = all(isinstance(a, TensorRef) for a in e.args)
+        if pure and e in self.net_cache:
+            return self.net_cache[e]
+        args = [a if isinstance(dim, tuple) else F.one_hot(a, dim).float()
+                for a, dim in zip(self.net_args(e, ChainMap() if pure else env), e.fn.arg_dims)]
+        classes = self.library.classify(e.fn, args)
+        if pure:
+            self.net_cache[e] = classes
+        return classes
+
+    def test(self, value: torch.Tensor, mask) -> torch.Tensor:
+        return _lookup(mask)[value]
+
+    def same(self, a, b):
+        return a == b
+
+    def always(self) -> torch.Tensor:
+        return torch.ones((), dtype=torch.bool)
+
+    def both(self, a, b):
+        return a & b
+
+    def negate(self, w):
+        return ~w
+
+    def merge(self, weights, values):
+        out = values[-1]
+        for w, v in zip(weights[-2::-1], values[-2::-1]):
+            out = torch.where(w, v, out)
+        return out
+
+    def emit(self, slot: Slot, value: torch.Tensor, path: torch.Tensor) -> None:
+        fresh = path & ~self.done
+        previous = self.out.get(slot, torch.tensor(NO_OUTPUT))
+        self.out[slot] = torch.where(fresh, value, previous)
+        self.done = self.done | path
+
+    def outputs(self) -> dict[str, torch.Tensor]:
+        shape = (self.programs, self.batch)
+        return {slot_name(slot): self.out.get(slot, torch.tensor(NO_OUTPUT)).expand(shape)
+                for decl in self.model.outputs.values() for slot in decl.slots()}
+
+
+def run_discrete(model: CompiledModel, param_values: Mapping[str, torch.Tensor], library,
+                 inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Output values ``{output: [P, B]}`` (``NO_OUTPUT`` where a program never wrote it)."""
+    with torch.no_grad():
+        return DiscreteInterpreter(model, param_values, library, inputs).run()

@@ -1,0 +1,183 @@
+"""The walk over the IR that both back-ends share; they differ only in their values.
+
+The relaxed back-end's values are marginals (probability vectors over each integer's range)
+and its branch weights are probabilities; the discrete back-end's values are integers and its
+branch weights are booleans. Both are vectorised: the relaxed one over restarts and examples,
+the discrete one over candidate programs and examples.
+
+Semantics of a branch: every arm runs on its own layer of the environment (so an arm reads
+its own assignments), then each slot the arms assign is merged by the arm weights: a mixture
+(relaxed) or a selection (discrete). Writing an Output ends the program: the discrete
+back-end keeps the first write; the relaxed one emits ``alive x path weight x value`` and
+removes that mass from ``alive`` once the enclosing top-level statement has run.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import ChainMap
+from typing import Any
+
+from .ir import (
+    Assign, Block, BoolOp, Branch, Call, Cond, Const, Emit, Expr, NetCall, Not, Read, Same, Slot,
+    SoftRead, TensorRef, Test,
+)
+from .model import CompiledModel
+
+Value = Any
+Weight = Any
+
+
+class Interpreter(ABC):
+    """Walks a compiled model; subclasses give the values their meaning."""
+
+    def __init__(self, model: CompiledModel):
+        self.model = model
+
+    def run(self) -> dict[str, Value]:
+        """Execute the whole program and return each Output element's value."""
+        env: ChainMap = ChainMap()
+        for stmt in self.model.body:
+            self.statement(stmt, env, self.always())
+            if getattr(stmt, "emits", False) or isinstance(stmt, Emit):
+                self.end_of_statement()
+        return self.outputs()
+
+    def block(self, block: Block, env: ChainMap, path: Weight) -> None:
+        for stmt in block:
+            self.statement(stmt, env, path)
+
+    def statement(self, stmt, env: ChainMap, path: Weight) -> None:
+        if isinstance(stmt, Assign):
+            env[stmt.slot] = self.fit(self.eval(stmt.expr, env), stmt.size)
+        elif isinstance(stmt, Emit):
+            self.emit(stmt.slot, self.fit(self.eval(stmt.expr, env), stmt.size), path)
+        else:
+            self.branch(stmt, env, path)
+
+    def branch(self, br: Branch, env: ChainMap, path: Weight) -> None:
+        weights = self.arm_weights(br, env)
+        layers = []
+        for (_, body), weight in zip(br.arms, weights):
+            layer = env.new_child()
+            self.block(body, layer, self.both(path, weight))
+            layers.append(layer.maps[0])
+        for slot, _ in br.assigns:
+            env[slot] = self.merge(weights, [layer[slot] for layer in layers])
+
+    def arm_weights(self, br: Branch, env: ChainMap) -> list[Weight]:
+        if br.subject is not None:
+            value = self.eval(br.subject, env)
+            return [self.test(value, mask) for mask in br.masks]
+        weights, remaining = [], self.always()
+        for cond, _ in br.arms:
+            if cond is None:
+                weights.append(remaining)
+                continue
+            holds = self.cond(cond, env)
+            weights.append(self.both(remaining, holds))
+            remaining = self.both(remaining, self.negate(holds))
+        return weights
+
+    # ------------------------------------------------------------------ expressions
+
+    def eval(self, e: Expr, env: ChainMap) -> Value:
+        if isinstance(e, Const):
+            return self.const(e.value, e.size)
+        if isinstance(e, Read):
+            return self.slot(e.slot, e.kind, env)
+        if isinstance(e, SoftRead):
+            index = [self.eval(i, env) for i in e.indices]
+            options = [self.slot(slot, e.kind, env) for _, slot in e.options]
+            return self.soft_read(index, [i.size for i in e.indices], options, e.size)
+        if isinstance(e, Call):
+            args = [self.fit(self.eval(a, env), n) for a, n in zip(e.args, e.fn.arg_sizes)]
+            return self.call(e.fn, args)
+        if isinstance(e, NetCall):
+            return self.net(e, env)
+        raise TypeError(f"not an expression: {e!r}")
+
+    def slot(self, slot: Slot, kind: str, env: ChainMap) -> Value:
+        if kind == "Var":
+            return env[slot]
+        if kind == "Param":
+            return self.param(slot)
+        return self.input(slot)
+
+    def net_args(self, e: NetCall, env: ChainMap) -> list[Value]:
+        return [self.tensor(a.slot) if isinstance(a, TensorRef) else
+                self.fit(self.eval(a, env), dim) for a, dim in zip(e.args, e.fn.arg_dims)]
+
+    def cond(self, c: Cond, env: ChainMap) -> Weight:
+        if isinstance(c, Test):
+            return self.test(self.eval(c.expr, env), c.mask)
+        if isinstance(c, Same):
+            holds = self.same(self.eval(c.a, env), self.eval(c.b, env))
+            return self.negate(holds) if c.negate else holds
+        if isinstance(c, Not):
+            return self.negate(self.cond(c.cond, env))
+        weights = [self.cond(sub, env) for sub in c.conds]
+        if c.op == "and":
+            out = weights[0]
+            for w in weights[1:]:
+                out = self.both(out, w)
+            return out
+        out = self.negate(weights[0])
+        for w in weights[1:]:
+            out = self.both(out, self.negate(w))
+        return self.negate(out)
+
+    # ------------------------------------------------------------------ the value domain
+
+    @abstractmethod
+    def const(self, value: int, size: int) -> Value: ...
+
+    @abstractmethod
+    def param(self, slot: Slot) -> Value: ...
+
+    @abstractmethod
+    def input(self, slot: Slot) -> Value: ...
+
+    @abstractmethod
+    def tensor(self, slot: Slot) -> Value: ...
+
+    @abstractmethod
+    def fit(self, value: Value, size: int) -> Value:
+        """Widen a value to a range of ``size``."""
+
+    @abstractmethod
+    def soft_read(self, index: list[Value], index_sizes: list[int], options: list[Value],
+                  size: int) -> Value: ...
+
+    @abstractmethod
+    def call(self, fn, args: list[Value]) -> Value: ...
+
+    @abstractmethod
+    def net(self, e: NetCall, env: ChainMap) -> Value: ...
+
+    @abstractmethod
+    def test(self, value: Value, mask) -> Weight: ...
+
+    @abstractmethod
+    def same(self, a: Value, b: Value) -> Weight: ...
+
+    @abstractmethod
+    def always(self) -> Weight: ...
+
+    @abstractmethod
+    def both(self, a: Weight, b: Weight) -> Weight: ...
+
+    @abstractmethod
+    def negate(self, w: Weight) -> Weight: ...
+
+    @abstractmethod
+    def merge(self, weights: list[Weight], values: list[Value]) -> Value: ...
+
+    @abstractmethod
+    def emit(self, slot: Slot, value: Value, path: Weight) -> None: ...
+
+    def end_of_statement(self) -> None:
+        """Called after each top-level statement that may write an Output."""
+
+    @abstractmethod
+    def outputs(self) -> dict[str, Value]: ...

@@ -1,0 +1,157 @@
+"""The neural library: the ``@Learn`` functions a model calls (``net_0`` digits, ``net_1`` operators).
+
+Two implementations share one interface (``probs`` for the relaxed back-end, ``classify`` for
+the discrete one):
+
+* :class:`NeuralLibrary` - R independent MLP stacks, one per restart, trained end to end;
+  snapshots of one restart's nets are plain ``{name: state}`` dicts that can seed another run.
+* :class:`OracleLibrary` - exact perception of symbol ids, for the non-perceptual (symbolic)
+  mode that isolates program search from perception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .lang.ir import LearnFn
+
+N_SYMBOLS = 14
+"""Symbol ids shared by every task: digits 0-9 are 0..9, operators + - x / are 10..13."""
+
+LibrarySnapshot = dict[str, dict[str, torch.Tensor]]
+"""One restart's nets: ``{net name: {"w0": .., "b0": .., ...}}``."""
+
+
+class MLPStack(nn.Module):
+    """R independent MLPs ``in -> hidden... -> size`` (ReLU) evaluated as one batched product."""
+
+    def __init__(self, fn: LearnFn, seeds: Sequence[int]):
+        super().__init__()
+        self.fn = fn
+        dims = [fn.in_features, *fn.hidden, fn.size]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims, dims[1:]):
+            bound = 1 / math.sqrt(fan_in)
+            w = torch.empty(len(seeds), fan_in, fan_out)
+            b = torch.empty(len(seeds), 1, fan_out)
+            for r, seed in enumerate(seeds):
+                g = torch.Generator().manual_seed(seed * 7919 + fan_in * 31 + fan_out)
+                w[r].uniform_(-bound, bound, generator=g)
+                b[r].uniform_(-bound, bound, generator=g)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(b))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[R, B, size]`` for inputs ``[B, in]`` (shared) or ``[R, B, in]``."""
+        last = len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = (torch.einsum("bi,rio->rbo", x, w) if x.dim() == 2 else x @ w) + b
+            if k < last:
+                x = F.relu(x)
+        return x
+
+    def snapshot(self, restart: int) -> dict[str, torch.Tensor]:
+        state = {}
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            state[f"w{k}"] = w[restart].detach().clone()
+            state[f"b{k}"] = b[restart].detach().clone()
+        return state
+
+    def load(self, state: Mapping[str, torch.Tensor], restarts: Sequence[int] | None = None) -> None:
+        index = slice(None) if restarts is None else list(restarts)
+        with torch.no_grad():
+            for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+                if state[f"w{k}"].shape != w.shape[1:]:
+                    raise ValueError(f"library net '{self.fn.name}' layer {k}: snapshot shape "
+                                     f"{tuple(state[f'w{k}'].shape)} != {tuple(w.shape[1:])}")
+                w[index] = state[f"w{k}"]
+                b[index] = state[f"b{k}"]
+
+
+def _flatten_args(fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate a net's arguments: tensors ``[B, *shape]``, integers ``[R|1, B|1, n]``."""
+    parts = []
+    for a, dim in zip(args, fn.arg_dims):
+        parts.append(a.flatten(1).float() if isinstance(dim, tuple) else a)
+    if all(p.dim() == 2 for p in parts):
+        return torch.cat(parts, dim=-1)
+    batch = max(p.shape[-2] for p in parts)
+    parts = [p.unsqueeze(0) if p.dim() == 2 else p for p in parts]
+    restarts = max(p.shape[0] for p in parts)
+    return torch.cat([p.expand(restarts, batch, -1) for p in parts], dim=-1)
+
+
+class NeuralLibrary(nn.Module):
+    """The learnable nets of a model, with R independent copies (one per restart)."""
+
+    def __init__(self, fns: Mapping[str, LearnFn], seeds: Sequence[int]):
+        super().__init__()
+        self.restarts = len(seeds)
+        self.nets = nn.ModuleDict({name: MLPStack(fn, seeds) for name, fn in fns.items()})
+
+    def logits(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.nets[fn.name](_flatten_args(fn, args))
+
+    def probs(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.logits(fn, args).softmax(-1)
+
+    def classify(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.logits(fn, args).argmax(-1)
+
+    def snapshot(self, restart: int) -> LibrarySnapshot:
+        return {name: net.snapshot(restart) for name, net in self.nets.items()}
+
+    def load(self, snapshot: Mapping[str, Mapping[str, torch.Tensor]],
+             restarts: Sequence[int] | None = None) -> None:
+        """Copy a snapshot's nets (those this library has) into the given restarts (or all)."""
+        for name, state in snapshot.items():
+            if name in self.nets:
+                self.nets[name].load(state, restarts)
+
+
+class RestartView:
+    """One restart of a :class:`NeuralLibrary`, as the discrete back-end sees it."""
+
+    def __init__(self, library: NeuralLibrary, restart: int):
+        self.library = library
+        self.restart = restart
+
+    def classify(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.library.classify(fn, args)[self.restart:self.restart + 1]
+
+
+def oracle_table(name: str, size: int) -> torch.Tensor:
+    """Exact perception ``[N_SYMBOLS, size]``: net_0 reads digits, net_1 operators; a symbol of
+    the other kind gets a uniform distribution (it carries no information)."""
+    table = torch.full((N_SYMBOLS, size), 1.0 / size)
+    if name == "net_0" and size == 10:
+        table[:10] = torch.eye(10)
+    elif name == "net_1" and size == 4:
+        table[10:] = torch.eye(4)
+    else:
+        raise ValueError(f"no exact perception for @Learn function '{name}' with {size} outputs "
+                         "in symbolic mode (known: net_0 with 10, net_1 with 4)")
+    return table
+
+
+class OracleLibrary:
+    """Symbolic mode: tensor inputs hold symbol ids and every net perceives them exactly."""
+
+    def __init__(self, fns: Mapping[str, LearnFn]):
+        for fn in fns.values():
+            if len(fn.arg_dims) != 1 or not isinstance(fn.arg_dims[0], tuple):
+                raise ValueError(f"symbolic mode needs '{fn.name}' to take one Tensor argument")
+        self.tables = {name: oracle_table(name, fn.size) for name, fn in fns.items()}
+
+    def probs(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.tables[fn.name][args[0].long()].unsqueeze(0)
+
+    def classify(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.tables[fn.name].argmax(-1)[args[0].long()].unsqueeze(0)

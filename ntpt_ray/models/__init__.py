@@ -1,0 +1,1 @@
+"""NTPT models shipped with the package; the sources live in ``sources/``."""

@@ -1,0 +1,177 @@
+"""Training R independently initialised restarts of a model as one tensor computation.
+
+Each restart has its own Param logits and (in perceptual mode) its own copy of the neural
+library; the loss is a sum over restarts, so Adam keeps them independent while every
+operation runs once on a leading restart dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..lang.relaxed import run_relaxed
+from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
+from ..program import single_output
+from ..problems import Problem
+from .verify import Verification, Verifier
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of gradient search (one restart's budget is ``steps x batch_size``)."""
+
+    steps: int = 400
+    batch_size: int = 32
+    lr: float = 0.1  # Adam, Param logits
+    library_lr: float | None = None  # Adam, neural library; default lr / 100 (paper, Sec. 6.1)
+    init_scale: float = 1.0  # std of the initial Param logits
+    entropy_start: float = 0.0  # weight of the Params' entropy in the loss, moved linearly
+    entropy_end: float = 0.0  # from start to end over training (negative rewards entropy)
+    val_every: int = 25
+    val_size: int = 100  # validation examples per length
+    test_size: int = 100  # test examples per test length
+    beam: int = 1024  # candidate programs decoded per restart
+
+    @property
+    def effective_library_lr(self) -> float:
+        return self.lr / 100 if self.library_lr is None else self.library_lr
+
+
+@dataclass
+class RestartResult:
+    """The outcome of one restart."""
+
+    seed: int
+    val_curve: list[tuple[int, float]] = field(default_factory=list)  # (examples seen, accuracy)
+    verification: Verification | None = None
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.verification and self.verification.verified)
+
+
+class RestartBatch:
+    """R restarts of ``problem`` (one per seed) trained in lock-step on shared batches."""
+
+    def __init__(self, problem: Problem, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
+                 *, library: LibrarySnapshot | None = None, verifier: Verifier | None = None,
+                 data_seed: int | None = None, data_dir=None):
+        self.problem = problem
+        self.seeds = list(seeds)
+        self.config = config
+        self.data_dir = data_dir
+        self.model = problem.compile(problem.train_lengths[0])
+        self.logits = torch.nn.ParameterDict({
+            name: torch.nn.Parameter(self._init_logits(decl.shape, decl.size))
+            for name, decl in self.model.params.items()})
+        groups = [{"params": list(self.logits.values()), "lr": config.lr}]
+        if problem.perceptual:
+            self.library = NeuralLibrary(self.model.nets, self.seeds)
+            if library is not None:
+                self.library.load(library)
+            groups.append({"params": list(self.library.parameters()),
+                           "lr": config.effective_library_lr})
+        else:
+            self.library = OracleLibrary(self.model.nets)
+        self.optimizer = torch.optim.Adam(groups)
+        self.rng = np.random.default_rng(self.seeds[0] if data_seed is None else data_seed)
+        self.verifier = verifier or Verifier(problem, val_size=config.val_size,
+                                             test_size=config.test_size, data_dir=data_dir)
+        self.step_count = 0
+        self.results = [RestartResult(seed) for seed in self.seeds]
+
+    def _init_logits(self, shape: tuple[int, ...], size: int) -> torch.Tensor:
+        out = torch.empty(len(self.seeds), *shape, size)
+        for r, seed in enumerate(self.seeds):
+            g = torch.Generator().manual_seed(seed * 104729 + size * 131 + len(shape))
+            out[r].normal_(0.0, self.config.init_scale, generator=g)
+        return out
+
+    @property
+    def restarts(self) -> int:
+        return len(self.seeds)
+
+    def probs(self) -> dict[str, torch.Tensor]:
+        """Param marginals ``{name: [R, *shape, size]}``."""
+        return {name: logit.softmax(-1) for name, logit in self.logits.items()}
+
+    def entropy(self) -> torch.Tensor:
+        """Total entropy of each restart's Params ``[R]``."""
+        total = 0
+        for p in self.probs().values():
+            h = -(p * p.clamp_min(1e-12).log()).sum(-1)
+            total = total + h.flatten(1).sum(1)
+        return total
+
+    def output(self, inputs, length: int) -> torch.Tensor:
+        """Output marginals ``[R, B, size]`` of the relaxed model."""
+        model = self.model if length == self.problem.train_lengths[0] else self.problem.compile(length)
+        return single_output(run_relaxed(model, self.probs(), self.library, inputs))
+
+    def step(self) -> float:
+        """One Adam step on a fresh training batch; returns the mean loss per restart."""
+        cfg = self.config
+        length = int(self.rng.choice(self.problem.train_lengths))
+        batch = self.problem.batch(cfg.batch_size, length=length, split="train", seed=self.rng,
+                                   data_dir=self.data_dir)
+        out = self.output(batch.inputs, length)
+        target = batch.target.view(1, -1, 1).expand(self.restarts, -1, 1)
+        nll = -out.gather(-1, target).squeeze(-1).clamp_min(1e-9).log().mean(1)  # [R]
+        loss = nll
+        fraction = self.step_count / max(cfg.steps - 1, 1)
+        weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction
+        if weight:
+            loss = loss + weight * self.entropy()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        self.optimizer.step()
+        self.step_count += 1
+        return float(nll.detach().mean())
+
+    @torch.no_grad()
+    def validate(self) -> np.ndarray:
+        """Relaxed validation accuracy of each restart ``[R]``; appended to its curve."""
+        correct = np.zeros(self.restarts)
+        total = 0
+        for length, batch in self.verifier.val.items():
+            guess = self.output(batch.inputs, length).argmax(-1)
+            correct += (guess == batch.target[None]).float().sum(1).numpy()
+            total += len(batch)
+        accuracy = correct / total
+        seen = self.step_count * self.config.batch_size
+        for result, acc in zip(self.results, accuracy):
+            result.val_curve.append((seen, float(acc)))
+        return accuracy
+
+    def train(self, callback=None) -> None:
+        """Run the configured number of steps, validating every ``val_every`` steps."""
+        while self.step_count < self.config.steps:
+            loss = self.step()
+            accuracy = None
+            if self.step_count % self.config.val_every == 0 or self.step_count == self.config.steps:
+                accuracy = self.validate()
+            if callback is not None:
+                callback(self, loss, accuracy)
+
+    def library_view(self, restart: int):
+        """The nets restart ``restart`` uses, for the discrete back-end."""
+        return RestartView(self.library, restart) if self.problem.perceptual else self.library
+
+    def verify(self, restart: int, beam: int | None = None) -> Verification:
+        """Decode restart ``restart`` (beam of K programs) and verify its best candidates."""
+        probs = {k: v[restart].detach().numpy() for k, v in self.probs().items()}
+        verification = self.verifier.check(probs, self.library_view(restart), beam or self.config.beam)
+        self.results[restart].verification = verification
+        return verification
+
+    def verify_all(self, beam: int | None = None) -> list[RestartResult]:
+        for r in range(self.restarts):
+            self.verify(r, beam)
+        return self.results
+
+    def library_snapshot(self, restart: int) -> LibrarySnapshot:
+        return self.library.snapshot(restart) if self.problem.perceptual else {}

@@ -1,0 +1,147 @@
+"""Training many restarts on one machine, in vectorised chunks, and saving what they found."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..library import LibrarySnapshot
+from ..program import LearnedProgram
+from ..problems import Problem
+from .restarts import RestartBatch, RestartResult, TrainConfig
+from .verify import Verifier
+
+
+@dataclass
+class RunSummary:
+    """Everything one ``train_restarts`` call found."""
+
+    problem: Problem
+    config: TrainConfig
+    results: list[RestartResult] = field(default_factory=list)
+    train_seconds: float = 0.0
+    verify_seconds: float = 0.0
+    winner: LearnedProgram | None = None
+    winner_library: LibrarySnapshot = field(default_factory=dict)
+
+    @property
+    def verified(self) -> int:
+        return sum(r.verified for r in self.results)
+
+    @property
+    def argmax_verified(self) -> int:
+        return sum(bool(r.verification and r.verification.argmax_verified) for r in self.results)
+
+
+def restart_seeds(seed: int, restarts: int) -> list[int]:
+    """Seeds of a run's restarts: distinct across runs with different ``seed``."""
+    return [seed * 100_003 + i for i in range(restarts)]
+
+
+def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: TrainConfig,
+                   seed: int = 0, library: LibrarySnapshot | None = None, data_dir=None,
+                   on_step: Callable[[RestartBatch, float, Any], None] | None = None,
+                   on_chunk: Callable[[RestartBatch], None] | None = None) -> RunSummary:
+    """Train ``restarts`` restarts, ``vectorise`` at a time, then decode and verify each."""
+    if restarts < 1 or vectorise < 1:
+        raise ValueError("restarts and vectorise must be >= 1")
+    torch.manual_seed(seed)
+    summary = RunSummary(problem, config)
+    verifier = Verifier(problem, val_size=config.val_size, test_size=config.test_size,
+                        seed=seed, data_dir=data_dir)
+    seeds = restart_seeds(seed, restarts)
+    best_score: tuple | None = None
+    for start in range(0, restarts, vectorise):
+        chunk = RestartBatch(problem, seeds[start:start + vectorise], config, library=library,
+                             verifier=verifier, data_seed=seeds[start], data_dir=data_dir)
+        began = time.perf_counter()
+        chunk.train(on_step)
+        summary.train_seconds += time.perf_counter() - began
+        began = time.perf_counter()
+        for r, result in enumerate(chunk.verify_all()):
+            v = result.verification
+            score = (v.verified, v.val_accuracy, np.mean(list(v.test_accuracy.values())))
+            if v.verified and (best_score is None or score > best_score):
+                best_score = score
+                summary.winner = LearnedProgram(problem, v.values, v.confidence)
+                summary.winner_library = chunk.library_snapshot(r)
+        summary.verify_seconds += time.perf_counter() - began
+        summary.results.extend(chunk.results)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    return summary
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def save_run(summary: RunSummary, out: Path) -> Path:
+    """Write ``run.json`` (configuration and every restart's outcome) and, when a restart was
+    verified, ``program.json`` and ``library.pt`` (its nets). Writes are atomic."""
+    out = Path(out)
+    record = {
+        "task": summary.problem.task, "model": summary.problem.model,
+        "perceptual": summary.problem.perceptual, "hypers": summary.problem.hypers,
+        "config": asdict(summary.config), "restarts": len(summary.results),
+        "verified": summary.verified, "argmax_verified": summary.argmax_verified,
+        "train_seconds": round(summary.train_seconds, 2),
+        "verify_seconds": round(summary.verify_seconds, 2),
+        "results": [
+            {"seed": r.seed, "verified": r.verified, "val_curve": r.val_curve,
+             **({} if r.verification is None else {
+                 k: v for k, v in asdict(r.verification).items() if k not in ("confidence",)})}
+            for r in summary.results],
+    }
+    _atomic_write(out / "run.json", lambda f: json.dump(_jsonable(record), f, indent=1))
+    if summary.winner is not None:
+        _atomic_write(out / "program.json", lambda f: f.write(summary.winner.to_json()))
+        _atomic_write(out / "program.ntpt", lambda f: f.write(summary.winner.listing()))
+        if summary.winner_library:
+            _atomic_write(out / "library.pt", lambda f: torch.save(summary.winner_library, f),
+                          binary=True)
+    return out
+
+
+def load_program(path: Path) -> tuple[LearnedProgram, LibrarySnapshot]:
+    """A saved program (a run directory or its ``program.json``) and its library, if any."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    file = folder / "program.json" if path.is_dir() else path
+    if not file.exists():
+        raise FileNotFoundError(f"no verified program at {file}")
+    program = LearnedProgram.from_dict(json.loads(file.read_text()))
+    library_file = folder / "library.pt"
+    library = torch.load(library_file) if library_file.exists() else {}
+    return program, library
