@@ -12,14 +12,15 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from .lang.errors import NTPTError
 
 app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-errors = Console(stderr=True)
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 DataDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="MNIST and operator data (default: $NTPT_DATA_DIR, else the user cache).")]
@@ -126,7 +127,7 @@ def train(
                TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
     verified = 0
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(f"{task}: {restarts} restarts", total=chunks * steps,
+        bar = progress.add_task(escape(f"{task}: {restarts} restarts"), total=chunks * steps,
                                 status="")
 
         def on_step(batch, loss, accuracy):
@@ -147,11 +148,11 @@ def train(
         except (NTPTError, ValueError, FileNotFoundError) as exc:
             _fail(str(exc))
     save_run(summary, out)
-    _report(summary)
+    _report(summary, data_dir)
     console.print(f"saved to {out}")
 
 
-def _report(summary) -> None:
+def _report(summary, data_dir) -> None:
     n = len(summary.results)
     console.print(f"verified programs: {summary.verified}/{n} restarts with a beam of "
                   f"{summary.config.beam} ({summary.argmax_verified}/{n} by argmax alone); "
@@ -166,6 +167,11 @@ def _report(summary) -> None:
     console.print(f"test accuracy by length (exact perception): {v.test_accuracy}")
     if v.perceptual_accuracy:
         console.print(f"test accuracy by length (learned nets): {v.perceptual_accuracy}")
+        from .evaluate import net_accuracy
+
+        nets = net_accuracy(summary.winner_library, summary.winner, data_dir=data_dir)
+        console.print("library nets on their test sets: " +
+                      ", ".join(f"{name} {acc:.4f}" for name, acc in nets.items()))
 
 
 @app.command()
@@ -207,6 +213,11 @@ def evaluate(
     for length, accuracy in scores.items():
         table.add_row(str(length), f"{accuracy:.4f}")
     console.print(table)
+    if library:
+        from .evaluate import net_accuracy
+
+        for name, accuracy in net_accuracy(library, program, data_dir=data_dir).items():
+            console.print(f"{name} on its test set: {accuracy:.4f}")
 
 
 @app.command()

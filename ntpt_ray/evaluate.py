@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+import torch
+
 from .library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
 from .program import LearnedProgram
 
@@ -37,3 +39,30 @@ def evaluate_program(program: LearnedProgram, library: LibrarySnapshot, lengths:
         out = program.run(batch.inputs, length=length, library=view)
         scores[length] = float((out == batch.target).float().mean())
     return scores
+
+
+NET_SYMBOLS = {"net_0": (0, 10), "net_1": (10, 14)}
+"""The symbol ids each library net classifies: net_0 digits, net_1 operators."""
+
+
+def net_accuracy(library: LibrarySnapshot, program: LearnedProgram, *, data_dir=None) -> dict[str, float]:
+    """Test-set accuracy of each learned library net on its own symbols (net_0 on the MNIST
+    test set, net_1 on the held-out handwritten operators)."""
+    from .data.symbols import SymbolPools
+
+    fns = program.problem.compile(program.problem.train_lengths[0]).nets
+    stack = NeuralLibrary(fns, [0])
+    stack.load(library)
+    pools = SymbolPools.load(data_dir, "test")
+    out = {}
+    for name, fn in fns.items():
+        if name not in NET_SYMBOLS or name not in library:
+            continue
+        low, high = NET_SYMBOLS[name]
+        rows = (pools.symbols >= low) & (pools.symbols < high)
+        images = torch.from_numpy(pools.images[rows]).float() / 255.0
+        labels = torch.from_numpy(pools.symbols[rows] - low)
+        with torch.no_grad():
+            guess = stack.classify(fn, [images])[0]
+        out[name] = float((guess == labels).float().mean())
+    return out

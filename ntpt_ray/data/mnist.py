@@ -60,7 +60,7 @@ def ensure_mnist(data_dir: str | Path | None = None, download: bool = False) -> 
 
 
 def load_mnist(data_dir: str | Path | None, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST's train (60,000) or test (10,000) set: uint8 images ``[N, 28, 28]`` and int64 labels ``[N]``."""
+    """MNIST's train (60,000) or test (10,000) set: uint8 images ``[N, 28, 28]``, int64 labels ``[N]``."""
     return _load(paths.data_dir(data_dir).resolve(), train)
 
 

@@ -37,7 +37,7 @@ def cache_dir() -> Path:
 
 
 def require_file(path: Path, how_to_get: str) -> Path:
-    """``path`` if it is a file, else a :class:`DataError` saying where it was looked for and how to get it."""
+    """``path`` if it is a file, else a :class:`DataError` naming where it was sought and how to get it."""
     if path.is_file():
         return path
     where = path.parent if path.parent.is_dir() else f"{path.parent} (no such directory)"

@@ -104,7 +104,7 @@ class RestartBatch:
         total = 0
         for p in self.probs().values():
             h = -(p * p.clamp_min(1e-12).log()).sum(-1)
-            total = total + h.flatten(1).sum(1)
+            total = total + h.reshape(len(self.seeds), -1).sum(1)
         return total
 
     def output(self, inputs, length: int) -> torch.Tensor:

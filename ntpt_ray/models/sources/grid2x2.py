@@ -18,7 +18,7 @@ NOOP, MOVE_NORTH, MOVE_EAST, MOVE_SOUTH, MOVE_WEST, ARITH = range(6)
 
 # ---- inputs and output
 grid = InputTensor(28, 28)[4]   # cells 0 1 / 2 3
-aux = Input(M + 1)[N_AUX]
+ints = Input(M + 1)[N_AUX]  # the auxiliary integers d1, d2, d3
 result = Output(M + 1)
 
 # ---- the program to learn
@@ -83,7 +83,7 @@ def net_1(img):
 # ---- initialisation: aux integers, then READ the top-left cell
 pos[0].set_to(0)
 for k in range(N_AUX):
-    reg[0, k].set_to(aux[k])
+    reg[0, k].set_to(ints[k])
 with net_choice[0] as n:
     if n == 0:
         read[0].set_to(net_0(grid[0]))
