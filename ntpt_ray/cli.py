@@ -174,6 +174,16 @@ def _report(summary, data_dir) -> None:
                       ", ".join(f"{name} {acc:.4f}" for name, acc in nets.items()))
 
 
+def _lengths(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        low, sep, high = part.partition("-")
+        if not low.strip().isdigit() or (sep and not high.strip().isdigit()):
+            raise ValueError(f"--lengths expects '2,4,8' or '2-16', got '{text}'")
+        out.extend(range(int(low), int(high) + 1) if sep else [int(low)])
+    return out
+
+
 @app.command()
 def show(path: Annotated[Path, typer.Argument(help="A run directory or program.json.")]) -> None:
     """Print a saved program as NTPT source."""
@@ -189,7 +199,7 @@ def show(path: Annotated[Path, typer.Argument(help="A run directory or program.j
 @app.command()
 def evaluate(
     path: Annotated[Path, typer.Argument(help="A run directory or program.json.")],
-    lengths: Annotated[str, typer.Option(help="Comma-separated input lengths (MATH digits).")] = "2,4,8,16",
+    lengths: Annotated[str, typer.Option(help="Input lengths (MATH digits): '2,4,8,16' or '2-16'.")] = "2,4,8,16",
     examples: Annotated[int, typer.Option(help="Random test examples per length.")] = 1000,
     perceptual: Annotated[Optional[bool], typer.Option(
         help="Run on images with the saved nets (default: as trained).")] = None,
@@ -202,7 +212,7 @@ def evaluate(
 
     try:
         program, library = load_program(path)
-        wanted = [int(x) for x in lengths.split(",") if x.strip()]
+        wanted = _lengths(lengths)
         scores = evaluate_program(program, library, wanted, examples=examples, seed=seed,
                                   perceptual=perceptual, data_dir=data_dir)
     except (FileNotFoundError, ValueError, KeyError, NTPTError) as exc:

@@ -30,7 +30,7 @@ def const_eval(node: ast.AST, scope: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Name):
         if node.id in scope:
             return scope[node.id]
-        raise NotConstant(node.id)
+        raise NotConstant
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         return _BINOPS[type(node.op)](const_eval(node.left, scope), const_eval(node.right, scope))
     if isinstance(node, ast.UnaryOp):
@@ -54,5 +54,5 @@ def const_eval(node: ast.AST, scope: Mapping[str, Any]) -> Any:
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             and node.func.id in _FUNCS and node.func.id not in scope and not node.keywords):
         return _FUNCS[node.func.id](*(const_eval(a, scope) for a in node.args))
-    raise NotConstant(ast.dump(node))
+    raise NotConstant
 

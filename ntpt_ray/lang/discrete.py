@@ -107,6 +107,9 @@ class DiscreteInterpreter(Interpreter):
     def negate(self, w):
         return ~w
 
+    def possible(self, w) -> bool:
+        return bool(w.any())
+
     def merge(self, weights, values):
         out = values[-1]
         for w, v in zip(weights[-2::-1], values[-2::-1]):

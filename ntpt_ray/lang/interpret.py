@@ -56,14 +56,20 @@ class Interpreter(ABC):
             self.branch(stmt, env, path)
 
     def branch(self, br: Branch, env: ChainMap, path: Weight) -> None:
-        weights = self.arm_weights(br, env)
-        layers = []
-        for (_, body), weight in zip(br.arms, weights):
+        """Run the arms that some lane can take; merge what they assign by their weights.
+
+        An arm no lane takes (all-false mask, all-zero weight) contributes nothing, so
+        skipping it is exact; it is what keeps ``with pos as p`` over long tapes cheap."""
+        live, layers = [], []
+        for (_, body), weight in zip(br.arms, self.arm_weights(br, env)):
+            if not self.possible(weight):
+                continue
             layer = env.new_child()
             self.block(body, layer, self.both(path, weight))
+            live.append(weight)
             layers.append(layer.maps[0])
         for slot, _ in br.assigns:
-            env[slot] = self.merge(weights, [layer[slot] for layer in layers])
+            env[slot] = self.merge(live, [layer[slot] for layer in layers])
 
     def arm_weights(self, br: Branch, env: ChainMap) -> list[Weight]:
         if br.subject is not None:
@@ -169,6 +175,10 @@ class Interpreter(ABC):
 
     @abstractmethod
     def negate(self, w: Weight) -> Weight: ...
+
+    @abstractmethod
+    def possible(self, w: Weight) -> bool:
+        """Whether some lane may take a branch of weight ``w``."""
 
     @abstractmethod
     def merge(self, weights: list[Weight], values: list[Value]) -> Value: ...

@@ -123,6 +123,9 @@ class RelaxedInterpreter(Interpreter):
     def negate(self, w):
         return 1 - w
 
+    def possible(self, w) -> bool:
+        return bool((w != 0).any())
+
     def merge(self, weights, values):
         out = 0
         for w, v in zip(weights, values):
