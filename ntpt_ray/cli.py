@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .lang.errors import NTPTError
+from .train.restarts import TrainConfig
 
 app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -85,15 +86,17 @@ def train(
     hyper: Hypers = None,
     restarts: Annotated[int, typer.Option(help="Independently initialised restarts.")] = 32,
     vectorise: Annotated[int, typer.Option(help="Restarts trained as one tensor computation.")] = 32,
-    steps: Annotated[int, typer.Option(help="Training steps per restart.")] = 400,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the Params.")] = 0.1,
+    steps: Annotated[int, typer.Option(help="Training steps per restart.")] = TrainConfig.steps,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the Params.")] = TrainConfig.lr,
     library_lr: Annotated[Optional[float], typer.Option(help="Adam learning rate of the "
                                                         "neural library (default lr/100).")] = None,
-    init_scale: Annotated[float, typer.Option(help="Std of the initial Param logits.")] = 1.0,
-    entropy_start: Annotated[float, typer.Option(help="Entropy weight at the start.")] = 0.0,
-    entropy_end: Annotated[float, typer.Option(help="Entropy weight at the end.")] = 0.0,
-    beam: Annotated[int, typer.Option(help="Candidate programs decoded per restart.")] = 1024,
+    init_scale: Annotated[float, typer.Option(
+        help="Std of the initial Param logits.")] = TrainConfig.init_scale,
+    entropy_start: Annotated[float, typer.Option(
+        help="Entropy weight at the start.")] = TrainConfig.entropy_start,
+    entropy_end: Annotated[float, typer.Option(help="Entropy weight at the end.")] = TrainConfig.entropy_end,
+    beam: Annotated[int, typer.Option(help="Candidate programs decoded per restart.")] = TrainConfig.beam,
     seed: Annotated[int, typer.Option(help="Seed of the run (restart seeds derive from it).")] = 0,
     library: Annotated[Optional[Path], typer.Option(help="Start the nets from this library.pt "
                                                     "(or run directory).")] = None,
@@ -104,7 +107,6 @@ def train(
     import torch
 
     from .problems import problem
-    from .train.restarts import TrainConfig
     from .train.run import save_run, train_restarts
 
     try:
@@ -199,7 +201,8 @@ def show(path: Annotated[Path, typer.Argument(help="A run directory or program.j
 @app.command()
 def evaluate(
     path: Annotated[Path, typer.Argument(help="A run directory or program.json.")],
-    lengths: Annotated[str, typer.Option(help="Input lengths (MATH digits): '2,4,8,16' or '2-16'.")] = "2,4,8,16",
+    lengths: Annotated[str, typer.Option(
+        help="Input lengths (MATH digits): '2,4,8,16' or '2-16'.")] = "2,4,8,16",
     examples: Annotated[int, typer.Option(help="Random test examples per length.")] = 1000,
     perceptual: Annotated[Optional[bool], typer.Option(
         help="Run on images with the saved nets (default: as trained).")] = None,
@@ -234,7 +237,7 @@ def evaluate(
 def bench(
     restarts: Annotated[int, typer.Option(help="Restarts for the success rate.")] = 128,
     vectorise: Annotated[int, typer.Option(help="R, restarts per tensor computation.")] = 32,
-    steps: Annotated[int, typer.Option(help="Training steps per restart.")] = 400,
+    steps: Annotated[int, typer.Option(help="Training steps per restart.")] = TrainConfig.steps,
     beams: Annotated[str, typer.Option(help="Comma-separated beam widths to compare.")] = "1024,8192",
     samples: Annotated[int, typer.Option(help="Timed steps per throughput measurement.")] = 15,
     seed: int = 0,
@@ -245,16 +248,15 @@ def bench(
 
     from .bench import measure_success, measure_throughput
     from .problems import problem
-    from .train.restarts import TrainConfig
 
     prob = problem("math")
     config = TrainConfig(steps=steps)
-    console.print(f"throughput: {samples} timed steps each, R={vectorised} vs R=1, interleaved")
-    thr = measure_throughput(prob, config, vectorised=vectorised, samples=samples)
+    console.print(f"throughput: {samples} timed steps each, R={vectorise} vs R=1, interleaved")
+    thr = measure_throughput(prob, config, vectorised=vectorise, samples=samples)
     table = Table(title=f"symbolic MATH, {steps} steps x {config.batch_size} examples per restart")
     for column in ("restarts", "median step (s)", "restarts/min"):
         table.add_column(column)
-    table.add_row(f"R={vectorised} vectorised", f"{thr.step_seconds_vectorised:.4f}",
+    table.add_row(f"R={vectorise} vectorised", f"{thr.step_seconds_vectorised:.4f}",
                   f"{thr.restarts_per_minute_vectorised:.1f}")
     table.add_row("one at a time", f"{thr.step_seconds_single:.4f}",
                   f"{thr.restarts_per_minute_single:.1f}")

@@ -11,7 +11,6 @@ from collections import ChainMap
 from collections.abc import Mapping
 from functools import lru_cache
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

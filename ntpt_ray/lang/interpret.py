@@ -19,7 +19,7 @@ from collections import ChainMap
 from typing import Any
 
 from .ir import (
-    Assign, Block, BoolOp, Branch, Call, Cond, Const, Emit, Expr, NetCall, Not, Read, Same, Slot,
+    Assign, Block, Branch, Call, Cond, Const, Emit, Expr, NetCall, Not, Read, Same, Slot,
     SoftRead, TensorRef, Test,
 )
 from .model import CompiledModel

@@ -143,7 +143,7 @@ class RelaxedInterpreter(Interpreter):
 
     def outputs(self) -> dict[str, torch.Tensor]:
         result = {}
-        for name, decl in self.model.outputs.items():
+        for decl in self.model.outputs.values():
             for slot in decl.slots():
                 value = self.out.get(slot, torch.zeros(1, 1, decl.size))
                 result[slot_name(slot)] = value.expand(-1, self.batch, -1) if value.shape[1] == 1 else value

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import itertools
 import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -171,7 +172,7 @@ class Unroller:
         conds = [c for c, _ in live]
         subject = conds[0].expr if all(isinstance(c, Test) and c.expr == conds[0].expr
                                        for c in conds) else None
-        arms: list[tuple[Cond | None, list[ast.stmt]]] = list(live)
+        arms: list[tuple[Cond | None, list[ast.stmt] | None]] = list(live)
         masks = None
         if subject is not None:
             masks, covered = [], np.zeros(subject.size, dtype=bool)
@@ -183,7 +184,8 @@ class Unroller:
                 arms.append((None, orelse or []))
         else:
             arms.append((None, orelse or []))
-        out.append(self.branch(arms, stmt, subject, masks))
+        compilers = [(cond, lambda body=body: self.block(body or [])) for cond, body in arms]
+        out.append(self.branch(compilers, stmt, subject, masks))
 
     def with_block(self, stmt: ast.With, items: list[ast.withitem], out: Block) -> None:
         if not items:
@@ -200,31 +202,28 @@ class Unroller:
             self.bind(name, subject.value, stmt)
             self.with_block(stmt, rest, out)
         else:
-            arms, masks = [], []
-            for value in range(subject.size):
+            def arm(value: int) -> Block:
                 self.bind(name, value, stmt)
-                arms.append((None, (value, rest)))
-                masks.append(tuple(v == value for v in range(subject.size)))
+                block: Block = []
+                self.with_block(stmt, rest, block)
+                return block
+
+            arms = [(None, lambda value=value: arm(value)) for value in range(subject.size)]
+            masks = [tuple(v == value for v in range(subject.size)) for value in range(subject.size)]
             out.append(self.branch(arms, stmt, subject, masks))
         if saved is not None:
             self.scope[name] = saved
         else:
             self.scope.pop(name, None)
 
-    def branch(self, arms, stmt: ast.stmt, subject: Expr | None, masks) -> Branch:
+    def branch(self, arms: list[tuple[Cond | None, Callable[[], Block]]], stmt: ast.stmt,
+               subject: Expr | None, masks) -> Branch:
         """Compile each arm on its own copy of the assigned set, then check they agree."""
         before = self.assigned
         compiled, news = [], []
-        with_name = stmt.items[0].optional_vars.id if isinstance(stmt, ast.With) else None
-        for k, (cond, body) in enumerate(arms):
+        for cond, compile_arm in arms:
             self.assigned = set(before)
-            if isinstance(body, tuple):  # an arm of a with block: (value, remaining items)
-                self.scope[with_name] = body[0]
-                block: Block = []
-                self.with_block(stmt, body[1], block)
-            else:
-                block = self.block(body)
-            compiled.append((cond, block))
+            compiled.append((cond, compile_arm()))
             news.append(self.assigned - before)
         self.assigned = before
         every = set.intersection(*news)
@@ -232,7 +231,7 @@ class Unroller:
             if new != every:
                 slot = sorted(new - every)[0]
                 raise self.error(f"{slot_name(slot)} is assigned in some branches of this "
-                                 f"{'with' if with_name else 'if'} but not in all of them "
+                                 f"{'with' if isinstance(stmt, ast.With) else 'if'} but not in all of them "
                                  "(add an else, or assign it in every branch)", stmt)
         self.assigned |= every
         sizes = {s: self.m.decls[s[0]].size for s in every}

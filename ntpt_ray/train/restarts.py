@@ -24,13 +24,13 @@ from .verify import Verification, Verifier
 class TrainConfig:
     """Hyper-parameters of gradient search (one restart's budget is ``steps x batch_size``)."""
 
-    steps: int = 400
-    batch_size: int = 32
+    steps: int = 600
+    batch_size: int = 16
     lr: float = 0.1  # Adam, Param logits
     library_lr: float | None = None  # Adam, neural library; default lr / 100 (paper, Sec. 6.1)
     init_scale: float = 1.0  # std of the initial Param logits
-    entropy_start: float = 0.0  # weight of the Params' entropy in the loss, moved linearly
-    entropy_end: float = 0.0  # from start to end over training (negative rewards entropy)
+    entropy_start: float = -0.05  # weight of the Params' entropy in the loss, moved linearly
+    entropy_end: float = 0.05  # from start to end over training (negative rewards entropy)
     val_every: int = 25
     val_size: int = 100  # validation examples per length
     test_size: int = 100  # test examples per test length
