@@ -163,6 +163,8 @@ def _report(summary, data_dir) -> None:
     if summary.winner is None:
         console.print("no restart found a verified program: try more restarts or steps")
         return
+    found = [f"{r.seed} (rank {r.verification.rank})" for r in summary.results if r.verified]
+    console.print(f"verified restarts, by seed (beam rank of the program): {', '.join(found)}")
     console.print(summary.winner.listing(), highlight=False)
     best = next(r for r in summary.results if r.verified)
     v = best.verification
@@ -220,7 +222,8 @@ def evaluate(
                                   perceptual=perceptual, data_dir=data_dir)
     except (FileNotFoundError, ValueError, KeyError, NTPTError) as exc:
         _fail(str(exc))
-    table = Table(title=f"{program.problem.task}: accuracy on {examples} test examples per length")
+    console.print(f"{program.problem.task}: accuracy on {examples} random test examples per length")
+    table = Table()
     table.add_column("length")
     table.add_column("accuracy")
     for length, accuracy in scores.items():
@@ -287,3 +290,20 @@ def bench(
                                  "restarts_per_minute_single": thr.restarts_per_minute_single},
                   "success": succ.__dict__}
         out.write_text(json.dumps(record, indent=1))
+
+
+@app.command()
+def data(
+    download: Annotated[bool, typer.Option(help="Fetch missing files (needs internet).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the data directory (MNIST, handwritten operators); optionally download what is missing."""
+    from .data import DataError, ensure_mnist, ensure_operators, load_operators
+
+    try:
+        root = ensure_mnist(data_dir, download=download)
+        ensure_operators(data_dir, download=download)
+        load_operators(data_dir)  # checks the sha256 and builds the cached split
+    except DataError as exc:
+        _fail(str(exc))
+    console.print(f"data directory {root}: MNIST and operators present")

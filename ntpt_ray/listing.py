@@ -20,7 +20,7 @@ def _conf(program: LearnedProgram, *fields: tuple[str, tuple[int, ...]]) -> str:
 
 
 def _line(code: str, comment: str) -> str:
-    return f"{code:<34}# {comment}" if comment else code
+    return f"{code:<36} # {comment}" if comment else code
 
 
 def _math(program: LearnedProgram) -> list[str]:

@@ -261,3 +261,20 @@ def test_bad_arguments_are_named():
         make_batch("math", 4, digits=0)
     with pytest.raises(ValueError, match="'dev'"):
         SymbolPools.load(None, "dev")
+
+
+def test_ensure_operators_downloads_checks_and_writes_atomically(tmp_path):
+    """The download path, fed from a local file:// URL (no network in tests)."""
+    from ntpt_ray.data import ensure_operators
+
+    source = data_dir() / "operators" / ZIP_NAME
+    target = ensure_operators(tmp_path, download=True, url=source.resolve().as_uri())
+    assert target == tmp_path / "operators" / "mdas_symbols_v1.zip"
+    assert target.read_bytes() == source.read_bytes()
+    assert not list(target.parent.glob("*.part"))
+    corrupt = tmp_path / "bad.zip"
+    corrupt.write_bytes(b"not the zip")
+    with pytest.raises(DataError, match="sha256"):
+        ensure_operators(tmp_path / "other", download=True, url=corrupt.as_uri())
+    with pytest.raises(DataError, match="ntpt data --download"):
+        ensure_operators(tmp_path / "empty")

@@ -13,8 +13,7 @@ from .paths import DataError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_HOW_TO_GET = ("Download it with `ensure_mnist(data_dir, download=True)` "
-               "(torchvision.datasets.MNIST(root=data_dir, download=True)).")
+_HOW_TO_GET = "Run `ntpt data --download` (torchvision's MNIST download) to fetch it."
 
 
 def _raw(root: Path) -> Path:

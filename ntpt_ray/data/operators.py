@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import urllib.request
 import tempfile
 import warnings
 import zipfile
@@ -41,6 +42,28 @@ class OperatorSplit:
     x_test: np.ndarray
     y_test: np.ndarray
     group_test: np.ndarray
+
+
+def ensure_operators(data_dir: str | Path | None = None, download: bool = False,
+                     url: str = paths.OPERATORS_URL) -> Path:
+    """The path of the operator zip in ``data_dir``; with ``download``, fetch it from ``url`` first
+    when missing (checked by sha256 and written atomically)."""
+    target = paths.data_dir(data_dir) / "operators" / ZIP_NAME
+    if download and not target.is_file():
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:
+                data = response.read()
+        except OSError as err:
+            raise DataError(f"could not download {url}: {err}") from err
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != ZIP_SHA256:
+            raise DataError(f"{url} gave a file with sha256 {digest}, expected {ZIP_SHA256}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    return paths.require_file(target, f"Run `ntpt data --download`, or download {paths.OPERATORS_URL} "
+                                      f"into {target.parent}.")
 
 
 def load_operators(data_dir: str | Path | None = None) -> OperatorSplit:

@@ -16,7 +16,7 @@ import torch
 
 from ..library import LibrarySnapshot
 from ..program import LearnedProgram
-from ..problems import Problem
+from ..problems import Problem, load_model
 from .restarts import RestartBatch, RestartResult, TrainConfig
 from .verify import Verifier
 
@@ -69,7 +69,7 @@ def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: T
         began = time.perf_counter()
         for r, result in enumerate(chunk.verify_all()):
             v = result.verification
-            score = (v.verified, v.val_accuracy, np.mean(list(v.test_accuracy.values())))
+            score = (v.val_accuracy, -v.rank)  # among verified ones: nearest its argmax
             if v.verified and (best_score is None or score > best_score):
                 best_score = score
                 summary.winner = LearnedProgram(problem, v.values, v.confidence)
@@ -109,7 +109,9 @@ def _jsonable(x: Any) -> Any:
 
 def save_run(summary: RunSummary, out: Path) -> Path:
     """Write ``run.json`` (configuration and every restart's outcome) and, when a restart was
-    verified, ``program.json`` and ``library.pt`` (its nets). Writes are atomic."""
+    verified, the winner: ``program.json`` (Param values and confidences), ``program.ntpt``
+    (its listing), ``model.py`` (the NTPT source it fixes) and ``library.pt`` (its nets).
+    Writes are atomic."""
     out = Path(out)
     record = {
         "task": summary.problem.task, "model": summary.problem.model,
@@ -126,6 +128,8 @@ def save_run(summary: RunSummary, out: Path) -> Path:
     }
     _atomic_write(out / "run.json", lambda f: json.dump(_jsonable(record), f, indent=1))
     if summary.winner is not None:
+        source = load_model(summary.problem.model).source
+        _atomic_write(out / "model.py", lambda f: f.write(source))
         _atomic_write(out / "program.json", lambda f: f.write(summary.winner.to_json()))
         _atomic_write(out / "program.ntpt", lambda f: f.write(summary.winner.listing()))
         if summary.winner_library:
