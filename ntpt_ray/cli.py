@@ -12,7 +12,6 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.markup import escape
 from rich.table import Table
 
 from .lang.errors import NTPTError
@@ -125,11 +124,11 @@ def train(
         _fail(str(exc))
     out = out or Path("runs") / f"{task.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     chunks = math.ceil(restarts / vectorise)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
     verified = 0
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(escape(f"{task}: {restarts} restarts"), total=chunks * steps,
+        bar = progress.add_task(f"{task}: {restarts} restarts", total=chunks * steps,
                                 status="")
 
         def on_step(batch, loss, accuracy):

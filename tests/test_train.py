@@ -132,3 +132,56 @@ def test_perceptual_add2x2_learns_digits_from_sums_alone():
     program = LearnedProgram(prob, verification.values, verification.confidence)
     digits = net_accuracy(batch.library_snapshot(best), program)
     assert set(digits) == {"net_0"} and digits["net_0"] > 0.3
+
+
+def test_relevance_knows_a_move_block_reads_no_arguments():
+    from ntpt_ray.lang.relevance import param_guards, relevant_mask
+
+    from test_models import MATH
+
+    model = problem("math").compile(2)
+    guards = param_guards(model)
+    values = {k: np.asarray(v)[None] for k, v in MATH.items()}
+    relevant = relevant_mask(guards, values)
+    assert relevant["arg_a"][0].tolist() == [False, False, True]  # only block 2 is an APPLY
+    assert relevant["net_choice"][0].tolist() == [True, True, False]  # only MOVEs read a net
+    assert relevant["goto"][0].all() and relevant["return_reg"][0]
+
+
+def test_changing_a_param_a_program_does_not_read_never_changes_its_outputs():
+    """Soundness of the relevance analysis, on random MATH programs at several lengths."""
+    from ntpt_ray.lang.relevance import param_guards, relevant_mask
+    from ntpt_ray.library import OracleLibrary
+    from ntpt_ray.program import run_programs
+
+    prob = problem("math")
+    rng = np.random.default_rng(0)
+    params = prob.compile(2).params
+    programs = {n: rng.integers(0, d.size, (200, *d.shape)) for n, d in params.items()}
+    guards = param_guards(prob.compile(8))
+    relevant = relevant_mask(guards, programs)
+    scrambled = {n: np.where(relevant[n], v, rng.integers(0, params[n].size, v.shape))
+                 for n, v in programs.items()}
+    assert any((scrambled[n] != programs[n]).any() for n in programs)
+    for length in (2, 5, 8):
+        batch = prob.batch(50, length=length, split="test", seed=length)
+        library = OracleLibrary(prob.compile(length).nets)
+        before = run_programs(prob, programs, batch.inputs, length=length, library=library)
+        after = run_programs(prob, scrambled, batch.inputs, length=length, library=library)
+        assert torch.equal(before, after)
+
+
+def test_distinct_programs_merge_those_that_differ_only_in_unread_params():
+    from ntpt_ray.lang.relevance import param_guards, relevant_mask
+    from ntpt_ray.train.beam import distinct_programs
+
+    model = problem("math").compile(2)
+    guards = param_guards(model)
+    rng = np.random.default_rng(1)
+    probs = {n: rng.dirichlet(np.ones(d.size) * 0.5, size=d.shape) for n, d in model.params.items()}
+    programs, scores = distinct_programs(probs, 300, guards)
+    assert len(scores) == 300 and np.all(np.diff(scores) <= 1e-12)
+    relevant = relevant_mask(guards, programs)
+    keys = {tuple(np.concatenate([np.where(relevant[n][i], programs[n][i], -1).ravel()
+                                  for n in programs])) for i in range(300)}
+    assert len(keys) == 300

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from ..data.tasks import TaskBatch
+from ..lang.relevance import param_guards
 from ..library import OracleLibrary
 from ..program import run_programs
 from ..problems import Problem
-from .beam import top_programs
+from .beam import distinct_programs
 
 
 @dataclass
@@ -50,6 +51,10 @@ class Verifier:
                                       data_dir=data_dir) for n in problem.test_lengths}
         model = problem.compile(problem.train_lengths[0])
         self.oracle = OracleLibrary(model.nets)
+        self.guards = param_guards(model)  # what a program reads, at every length it is run on
+        for length in {*problem.val_lengths, max(problem.test_lengths)}:
+            for slot, guards in param_guards(problem.compile(length)).items():
+                self.guards.setdefault(slot, set()).update(guards)
 
     def accuracy(self, values: Mapping[str, np.ndarray], batch: TaskBatch, length: int, library,
                  symbolic: bool = False) -> np.ndarray:
@@ -76,7 +81,7 @@ class Verifier:
         All K candidates are first screened on a few validation examples; the survivors are
         scored on the whole validation set, then verified best first.
         """
-        programs, _ = top_programs(probs, beam)
+        programs, _ = distinct_programs(probs, beam, self.guards)
         symbolic = not self.problem.perceptual
         first = self.problem.val_lengths[0]
         screen = self.accuracy(programs, _head(self.val[first], self.screen_size), first, library)
