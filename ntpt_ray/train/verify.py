@@ -1,10 +1,12 @@
 """Verification: decode a restart's Params into candidate programs and check them discretely.
 
-Stage 1 (selection, weak supervision only): every candidate of the beam runs on the
-validation examples with the restart's own nets; the best-scoring candidates (ties broken by
-beam rank) go on. Stage 2 (verification): a candidate is *verified* when, with exact
-perception of the symbols, it is right on every held-out test example at every test length
-(for MATH, expressions far longer than those trained on).
+Decoding: the K most probable distinct programs (a beam over the Params in which programs that
+differ only in Params they never read count once). Stage 1 (selection, weak supervision only):
+every candidate runs on a few validation examples with the restart's own nets, the survivors
+on the whole validation set; the best-scoring ones (ties broken by beam rank) go on. Stage 2
+(verification): a candidate is *verified* when, with exact perception of the symbols, it is
+right on every held-out test example at every test length (for MATH, expressions far longer
+than those trained on).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class Verification:
 
     verified: bool
     argmax_verified: bool
-    rank: int | None  # beam rank of the chosen program (0 is the argmax)
+    rank: int  # beam rank of the chosen program (0 is the argmax)
     val_accuracy: float  # the chosen program's discrete accuracy on the validation examples
     values: dict[str, np.ndarray]
     confidence: dict[str, np.ndarray]
