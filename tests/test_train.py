@@ -185,3 +185,29 @@ def test_distinct_programs_merge_those_that_differ_only_in_unread_params():
     keys = {tuple(np.concatenate([np.where(relevant[n][i], programs[n][i], -1).ravel()
                                   for n in programs])) for i in range(300)}
     assert len(keys) == 300
+
+
+def test_cli_check_reports_file_and_line(tmp_path):
+    bad = tmp_path / "bad_model.py"
+    bad.write_text("x = Var(3)\nfor t in range(4):\n    x.set_to(9)\n")
+    result = CliRunner().invoke(app, ["check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:3: value 9 is out of range" in result.output.replace("\n", "")
+    good = CliRunner().invoke(app, ["check", "ntpt_ray/models/sources/math.py", "-H", "N_DIGITS=4"])
+    assert good.exit_code == 0 and "return_reg" in good.output
+
+
+def test_library_snapshot_seeds_another_run():
+    """A restart's nets, saved and loaded into every restart of a new batch (--library)."""
+    prob = problem("add2x2:top", perceptual=True)
+    config = TrainConfig(steps=2, val_size=4, test_size=4)
+    first = RestartBatch(prob, [1, 2], config)
+    first.train()
+    snapshot = first.library_snapshot(1)
+    second = RestartBatch(prob, [7, 8, 9], config, library=snapshot)
+    for r in range(3):
+        for name, tensor in second.library_snapshot(r)["net_0"].items():
+            assert torch.equal(tensor, snapshot["net_0"][name])
+    wrong = {"net_0": {**snapshot["net_0"], "w0": torch.zeros(3, 3)}}
+    with pytest.raises(ValueError, match="snapshot shape"):
+        RestartBatch(prob, [1], config, library=wrong)

@@ -7,7 +7,6 @@ Used to verify learned programs and to run them on new (longer) inputs.
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .interpret import Interpreter
-from .ir import NetCall, RuntimeFn, Slot, TensorRef, slot_name
+from .ir import LearnFn, RuntimeFn, Slot, slot_name
 from .model import CompiledModel
 
 NO_OUTPUT = -1
@@ -33,38 +32,27 @@ def _lookup(mask: tuple[bool, ...]) -> torch.Tensor:
 
 
 class DiscreteInterpreter(Interpreter):
-    """Runs a compiled model on integers.
+    """Runs a compiled model on integers: ``params[name]`` has shape ``[P, *array_shape]`` and
+    ``library.classify(fn, args)`` gives a net's most probable class ``[1, B]``."""
 
-    ``param_values[name]`` has shape ``[P, *array_shape]``; ``inputs`` as for the relaxed
-    back-end; ``library.classify(fn, args)`` returns a net's most probable class ``[1, B]``.
-    """
-
-    def __init__(self, model: CompiledModel, param_values: Mapping[str, torch.Tensor], library,
+    def __init__(self, model: CompiledModel, params: Mapping[str, torch.Tensor], library,
                  inputs: Mapping[str, torch.Tensor]):
-        super().__init__(model)
-        self.param_values = param_values
-        self.library = library
-        self.inputs = inputs
-        self.programs = max((v.shape[0] for v in param_values.values()), default=1)
+        super().__init__(model, params, library, inputs)
+        self.programs = max((v.shape[0] for v in params.values()), default=1)
         self.batch = next(iter(inputs.values())).shape[0] if inputs else 1
         self.done = torch.zeros((), dtype=torch.bool)
         self.out: dict[Slot, torch.Tensor] = {}
-        self.net_cache: dict[NetCall, torch.Tensor] = {}
 
     def const(self, value: int, size: int) -> torch.Tensor:
         return torch.tensor(value)
 
     def param(self, slot: Slot) -> torch.Tensor:
         name, index = slot
-        return self.param_values[name][(slice(None), *index)].unsqueeze(1)
+        return self.params[name][(slice(None), *index)].unsqueeze(1)
 
     def input(self, slot: Slot) -> torch.Tensor:
         name, index = slot
         return self.inputs[name][(slice(None), *index)].long().unsqueeze(0)
-
-    def tensor(self, slot: Slot) -> torch.Tensor:
-        name, index = slot
-        return self.inputs[name][(slice(None), *index)]
 
     def fit(self, value: torch.Tensor, size: int) -> torch.Tensor:
         return value
@@ -80,16 +68,10 @@ class DiscreteInterpreter(Interpreter):
     def call(self, fn: RuntimeFn, args: list[torch.Tensor]) -> torch.Tensor:
         return _table(fn)[tuple(args)]
 
-    def net(self, e: NetCall, env: ChainMap) -> torch.Tensor:
-        pure = all(isinstance(a, TensorRef) for a in e.args)
-        if pure and e in self.net_cache:
-            return self.net_cache[e]
+    def apply_net(self, fn: LearnFn, args: list[torch.Tensor]) -> torch.Tensor:
         args = [a if isinstance(dim, tuple) else F.one_hot(a, dim).float()
-                for a, dim in zip(self.net_args(e, ChainMap() if pure else env), e.fn.arg_dims)]
-        classes = self.library.classify(e.fn, args)
-        if pure:
-            self.net_cache[e] = classes
-        return classes
+                for a, dim in zip(args, fn.arg_dims)]
+        return self.library.classify(fn, args)
 
     def test(self, value: torch.Tensor, mask) -> torch.Tensor:
         return _lookup(mask)[value]
@@ -127,8 +109,8 @@ class DiscreteInterpreter(Interpreter):
                 for decl in self.model.outputs.values() for slot in decl.slots()}
 
 
-def run_discrete(model: CompiledModel, param_values: Mapping[str, torch.Tensor], library,
+def run_discrete(model: CompiledModel, params: Mapping[str, torch.Tensor], library,
                  inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Output values ``{output: [P, B]}`` (``NO_OUTPUT`` where a program never wrote it)."""
     with torch.no_grad():
-        return DiscreteInterpreter(model, param_values, library, inputs).run()
+        return DiscreteInterpreter(model, params, library, inputs).run()

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import ChainMap
+from collections.abc import Mapping
 from typing import Any
 
 from .ir import (
-    Assign, Block, Branch, Call, Cond, Const, Emit, Expr, NetCall, Not, Read, Same, Slot,
+    Assign, Block, Branch, Call, Cond, Const, Emit, Expr, LearnFn, NetCall, Not, Read, Same, Slot,
     SoftRead, TensorRef, Test,
 )
 from .model import CompiledModel
@@ -29,10 +30,20 @@ Weight = Any
 
 
 class Interpreter(ABC):
-    """Walks a compiled model; subclasses give the values their meaning."""
+    """Walks a compiled model; subclasses give the values their meaning.
 
-    def __init__(self, model: CompiledModel):
+    ``params[name]`` holds the Params (marginals or values) with a leading lane dimension;
+    ``inputs[name]`` the batch (``[B, *array_shape]`` integers, or ``[B, *array_shape,
+    *tensor_shape]`` tensors); ``library`` evaluates the ``@Learn`` functions.
+    """
+
+    def __init__(self, model: CompiledModel, params: Mapping[str, Any], library,
+                 inputs: Mapping[str, Any]):
         self.model = model
+        self.params = params
+        self.library = library
+        self.inputs = inputs
+        self.net_cache: dict[NetCall, Value] = {}
 
     def run(self) -> dict[str, Value]:
         """Execute the whole program and return each Output element's value."""
@@ -110,9 +121,21 @@ class Interpreter(ABC):
             return self.param(slot)
         return self.input(slot)
 
-    def net_args(self, e: NetCall, env: ChainMap) -> list[Value]:
-        return [self.tensor(a.slot) if isinstance(a, TensorRef) else
+    def tensor(self, slot: Slot) -> Value:
+        name, index = slot
+        return self.inputs[name][(slice(None), *index)]
+
+    def net(self, e: NetCall, env: ChainMap) -> Value:
+        """A net call; calls on input tensors alone are computed once per run."""
+        pure = all(isinstance(a, TensorRef) for a in e.args)
+        if pure and e in self.net_cache:
+            return self.net_cache[e]
+        args = [self.tensor(a.slot) if isinstance(a, TensorRef) else
                 self.fit(self.eval(a, env), dim) for a, dim in zip(e.args, e.fn.arg_dims)]
+        value = self.apply_net(e.fn, args)
+        if pure:
+            self.net_cache[e] = value
+        return value
 
     def cond(self, c: Cond, env: ChainMap) -> Weight:
         if isinstance(c, Test):
@@ -145,9 +168,6 @@ class Interpreter(ABC):
     def input(self, slot: Slot) -> Value: ...
 
     @abstractmethod
-    def tensor(self, slot: Slot) -> Value: ...
-
-    @abstractmethod
     def fit(self, value: Value, size: int) -> Value:
         """Widen a value to a range of ``size``."""
 
@@ -159,7 +179,7 @@ class Interpreter(ABC):
     def call(self, fn, args: list[Value]) -> Value: ...
 
     @abstractmethod
-    def net(self, e: NetCall, env: ChainMap) -> Value: ...
+    def apply_net(self, fn: LearnFn, args: list[Value]) -> Value: ...
 
     @abstractmethod
     def test(self, value: Value, mask) -> Weight: ...

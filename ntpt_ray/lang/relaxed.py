@@ -8,7 +8,6 @@ them. ``z.set_to(f(x, y))`` contracts the marginals with the indicator tensor of
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .interpret import Interpreter
-from .ir import NetCall, RuntimeFn, Slot, TensorRef, slot_name
+from .ir import LearnFn, RuntimeFn, Slot, slot_name
 from .model import CompiledModel
 
 
@@ -38,40 +37,28 @@ def _one_hot(value: int, size: int) -> torch.Tensor:
 
 
 class RelaxedInterpreter(Interpreter):
-    """Runs a compiled model on marginals.
+    """Runs a compiled model on marginals: ``params[name]`` has shape ``[R, *array_shape,
+    size]`` and ``library.probs(fn, args)`` gives a net's output distribution."""
 
-    ``param_probs[name]`` has shape ``[R, *array_shape, size]``; ``inputs[name]`` holds the
-    batch (``[B, *array_shape]`` integers, or ``[B, *array_shape, *tensor_shape]`` tensors);
-    ``library.probs(fn, args)`` evaluates a neural function on a batch.
-    """
-
-    def __init__(self, model: CompiledModel, param_probs: Mapping[str, torch.Tensor], library,
+    def __init__(self, model: CompiledModel, params: Mapping[str, torch.Tensor], library,
                  inputs: Mapping[str, torch.Tensor]):
-        super().__init__(model)
-        self.param_probs = param_probs
-        self.library = library
-        self.inputs = inputs
+        super().__init__(model, params, library, inputs)
         self.batch = _batch_size(inputs)
         self.alive = torch.ones(())
         self.pending = torch.zeros(())
         self.out: dict[Slot, torch.Tensor] = {}
-        self.net_cache: dict[NetCall, torch.Tensor] = {}
 
     def const(self, value: int, size: int) -> torch.Tensor:
         return _one_hot(value, size)
 
     def param(self, slot: Slot) -> torch.Tensor:
         name, index = slot
-        return self.param_probs[name][(slice(None), *index)].unsqueeze(1)
+        return self.params[name][(slice(None), *index)].unsqueeze(1)
 
     def input(self, slot: Slot) -> torch.Tensor:
         name, index = slot
         values = self.inputs[name][(slice(None), *index)]
         return F.one_hot(values.long(), self.model.decls[name].size).float().unsqueeze(0)
-
-    def tensor(self, slot: Slot) -> torch.Tensor:
-        name, index = slot
-        return self.inputs[name][(slice(None), *index)]
 
     def fit(self, value: torch.Tensor, size: int) -> torch.Tensor:
         missing = size - value.shape[-1]
@@ -98,14 +85,8 @@ class RelaxedInterpreter(Interpreter):
         mixed = (outer @ head).unflatten(-1, (last, fn.size))
         return (args[-1].unsqueeze(-2) @ mixed).squeeze(-2)
 
-    def net(self, e: NetCall, env: ChainMap) -> torch.Tensor:
-        pure = all(isinstance(a, TensorRef) for a in e.args)
-        if pure and e in self.net_cache:
-            return self.net_cache[e]
-        probs = self.library.probs(e.fn, self.net_args(e, env))
-        if pure:
-            self.net_cache[e] = probs
-        return probs
+    def apply_net(self, fn: LearnFn, args: list[torch.Tensor]) -> torch.Tensor:
+        return self.library.probs(fn, args)
 
     def test(self, value: torch.Tensor, mask) -> torch.Tensor:
         return value @ _mask(mask)
