@@ -108,6 +108,9 @@ def test_cli_train_show_evaluate_and_check(tmp_path):
     (["check", "missing.py"], "cannot read model"),
     (["train", "math", "--hyper", "N_BLOCKS"], "--hyper expects NAME=INTEGER"),
     (["train", "math", "--hyper", "NOPE=3"], "unknown hyper-parameter"),
+    (["train", "math", "--steps", "0"], "TrainConfig.steps must be >= 1"),
+    (["train", "math", "--lr", "-1"], "TrainConfig.lr must be > 0"),
+    (["evaluate", "no/such/run"], "no verified program at no/such/run"),
 ])
 def test_cli_errors_are_one_clear_line(args, message):
     result = CliRunner().invoke(app, args)

@@ -36,6 +36,16 @@ class TrainConfig:
     test_size: int = 100  # test examples per test length
     beam: int = 1024  # candidate programs decoded per restart
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "val_every", "val_size", "test_size", "beam"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "init_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.library_lr is not None and not self.library_lr > 0:
+            raise ValueError(f"TrainConfig.library_lr must be > 0, got {self.library_lr}")
+
     @property
     def effective_library_lr(self) -> float:
         return self.lr / 100 if self.library_lr is None else self.library_lr

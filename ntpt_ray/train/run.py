@@ -54,7 +54,6 @@ def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: T
     """Train ``restarts`` restarts, ``vectorise`` at a time, then decode and verify each."""
     if restarts < 1 or vectorise < 1:
         raise ValueError("restarts and vectorise must be >= 1")
-    torch.manual_seed(seed)
     summary = RunSummary(problem, config)
     verifier = Verifier(problem, val_size=config.val_size, test_size=config.test_size,
                         seed=seed, data_dir=data_dir)
