@@ -110,7 +110,9 @@ def train(
 
     try:
         prob = problem(task, perceptual=perceptual, model=model, hypers=_parse_hypers(hyper))
-        prob.compile(prob.train_lengths[0])
+        length = prob.train_lengths[0]
+        prob.compile(length)
+        prob.batch(1, length=length, split="train", seed=0, data_dir=data_dir)  # data present?
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, library_lr=library_lr,
                              init_scale=init_scale, entropy_start=entropy_start,
                              entropy_end=entropy_end, beam=beam)
