@@ -27,8 +27,8 @@ def shipped_models() -> list[str]:
 @lru_cache(maxsize=None)
 def load_model(name_or_path: str) -> Model:
     """A shipped model by name, or a model source file by path (cached)."""
-    path = Path(name_or_path)
-    return Model.from_file(path if path.suffix == ".py" and path.exists() else model_path(name_or_path))
+    is_file = Path(name_or_path).suffix == ".py"
+    return Model.from_file(name_or_path if is_file else model_path(name_or_path))
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ def test_cli_train_show_evaluate_and_check(tmp_path):
     (["train", "math", "--steps", "0"], "TrainConfig.steps must be >= 1"),
     (["train", "math", "--lr", "-1"], "TrainConfig.lr must be > 0"),
     (["evaluate", "no/such/run"], "no verified program at no/such/run"),
+    (["train", "math", "--model", "no_such_model.py"], "no_such_model.py: cannot read model"),
 ])
 def test_cli_errors_are_one_clear_line(args, message):
     result = CliRunner().invoke(app, args)

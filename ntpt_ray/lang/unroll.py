@@ -235,7 +235,8 @@ class Unroller:
                                  "(add an else, or assign it in every branch)", stmt)
         self.assigned |= every
         sizes = {s: self.m.decls[s[0]].size for s in every}
-        emits = any(isinstance(n, Emit) for _, b in compiled for n in _statements(b))
+        emits = any(isinstance(n, Emit) or (isinstance(n, Branch) and n.emits)
+                    for _, b in compiled for n in b)
         return Branch(arms=compiled, line=stmt.lineno, subject=subject, masks=masks,
                       assigns=sorted(sizes.items()), emits=emits)
 
@@ -449,14 +450,6 @@ class Unroller:
         if name in self.m.decls:
             raise self.error(f"'{name}' is a {self.m.decls[name].kind}, not a function", node)
         raise self.error(f"unknown function '{name}'", node)
-
-
-def _statements(block: Block):
-    for stmt in block:
-        yield stmt
-        if isinstance(stmt, Branch):
-            for _, body in stmt.arms:
-                yield from _statements(body)
 
 
 def used_names(block: Block, kind: str) -> set[str]:

@@ -43,8 +43,10 @@ class Verifier:
     """Holds a problem's validation and test examples and checks decoded programs on them."""
 
     def __init__(self, problem: Problem, *, val_size: int = 100, test_size: int = 100,
-                 seed: int = 0, data_dir=None, max_checked: int = 16, screen_size: int = 16):
+                 seed: int = 0, data_dir=None, max_checked: int = 16, screen_size: int = 16,
+                 perceptual_survivors: int = 64):
         self.problem = problem
+        self.perceptual_survivors = perceptual_survivors  # imperfect nets: keep the best few
         self.max_checked = max_checked
         self.screen_size = screen_size
         self.val = {n: problem.batch(val_size, length=n, split="val", seed=seed + n, data_dir=data_dir)
@@ -87,7 +89,8 @@ class Verifier:
         symbolic = not self.problem.perceptual
         first = self.problem.val_lengths[0]
         screen = self.accuracy(programs, _head(self.val[first], self.screen_size), first, library)
-        keep = np.flatnonzero(screen == 1) if symbolic else np.argsort(-screen, kind="stable")[:64]
+        keep = (np.flatnonzero(screen == 1) if symbolic
+                else np.argsort(-screen, kind="stable")[:self.perceptual_survivors])
         keep = np.union1d(keep, [0])  # the argmax is always scored
         survivors = {k: v[keep] for k, v in programs.items()}
         val_acc = np.mean([self.accuracy(survivors, batch, n, library)
