@@ -20,7 +20,7 @@ from .train.restarts import TrainConfig
 app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console(emoji=False)
-errors = Console(stderr=True, emoji=False)
+errors = Console(stderr=True, emoji=False, soft_wrap=True)  # one error, one line
 
 DataDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="MNIST and operator data (default: $NTPT_DATA_DIR, else the user cache).")]

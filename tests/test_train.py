@@ -196,7 +196,7 @@ def test_cli_check_reports_file_and_line(tmp_path):
     bad.write_text("x = Var(3)\nfor t in range(4):\n    x.set_to(9)\n")
     result = CliRunner().invoke(app, ["check", str(bad)])
     assert result.exit_code == 1
-    assert f"{bad}:3: value 9 is out of range" in result.output.replace("\n", "")
+    assert f"{bad}:3: value 9 is out of range" in result.output
     good = CliRunner().invoke(app, ["check", "ntpt_ray/models/sources/math.py", "-H", "N_DIGITS=4"])
     assert good.exit_code == 0 and "return_reg" in good.output
 
