@@ -36,6 +36,10 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 
+def _by_length(accuracy: dict[int, float]) -> str:
+    return ", ".join(f"{length}: {acc:.4f}" for length, acc in accuracy.items())
+
+
 def _fail(message: str) -> None:
     errors.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(1)
@@ -169,9 +173,9 @@ def _report(summary, data_dir) -> None:
     console.print(summary.winner.listing(), highlight=False)
     best = next(r for r in summary.results if r.verified)
     v = best.verification
-    console.print(f"test accuracy by length (exact perception): {v.test_accuracy}")
+    console.print(f"test accuracy by length (exact perception): {_by_length(v.test_accuracy)}")
     if v.perceptual_accuracy:
-        console.print(f"test accuracy by length (learned nets): {v.perceptual_accuracy}")
+        console.print(f"test accuracy by length (learned nets): {_by_length(v.perceptual_accuracy)}")
         from .evaluate import net_accuracy
 
         nets = net_accuracy(summary.winner_library, summary.winner, data_dir=data_dir)
