@@ -1,70 +1,31 @@
-"""The ``ntpt`` command line."""
+"""Commands that train and inspect models on this machine: check, train, show, evaluate, bench, data."""
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .lang.errors import NTPTError
-from .train.restarts import TrainConfig
-
-app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console(emoji=False)
-errors = Console(stderr=True, emoji=False, soft_wrap=True)  # one error, one line
-
-DataDir = Annotated[Optional[Path], typer.Option(
-    "--data-dir", help="MNIST and operator data (default: $NTPT_DATA_DIR, else the user cache).")]
-Hypers = Annotated[Optional[list[str]], typer.Option(
-    "--hyper", "-H", help="Override a model hyper-parameter, NAME=VALUE (repeatable).")]
+from ..lang.errors import NTPTError
+from ..train.restarts import TrainConfig
+from .common import DataDir, Hypers, by_length, console, fail, parse_hypers, parse_lengths
 
 
-@app.callback()
-def main() -> None:
-    """One torch thread per process unless OMP_NUM_THREADS says otherwise."""
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-
-
-def _by_length(accuracy: dict[int, float]) -> str:
-    return ", ".join(f"{length}: {acc:.4f}" for length, acc in accuracy.items())
-
-
-def _fail(message: str) -> None:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def _parse_hypers(items: list[str] | None) -> dict[str, int]:
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            _fail(f"--hyper expects NAME=INTEGER, got '{item}'")
-        out[name.strip()] = int(value)
-    return out
-
-
-@app.command()
 def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).")],
           hyper: Hypers = None) -> None:
     """Compile an NTPT model and summarise it, or print its first error (file:line)."""
-    from .lang.model import Model
+    from ..lang.model import Model
 
     try:
-        compiled = Model.from_file(file).compile(**_parse_hypers(hyper))
+        compiled = Model.from_file(file).compile(**parse_hypers(hyper))
     except NTPTError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{file}: OK")
     table = Table()
     table.add_column("Param")
@@ -80,19 +41,18 @@ def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).
     console.print(f"syntactically distinct programs: {space:.3g}")
 
 
-@app.command()
 def train(
     task: Annotated[str, typer.Argument(help="math, add2x2:top|left|bottom|right, apply2x2:...")],
     perceptual: Annotated[bool, typer.Option(help="Images (MNIST, handwritten operators) rather "
                                              "than one-hot symbols.")] = False,
-    model: Annotated[Optional[str], typer.Option(help="Model: a shipped name or a .py file.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model: a shipped name or a .py file.")] = None,
     hyper: Hypers = None,
     restarts: Annotated[int, typer.Option(help="Independently initialised restarts.")] = 32,
     vectorise: Annotated[int, typer.Option(help="Restarts trained as one tensor computation.")] = 32,
     steps: Annotated[int, typer.Option(help="Training steps per restart.")] = TrainConfig.steps,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = TrainConfig.batch_size,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the Params.")] = TrainConfig.lr,
-    library_lr: Annotated[Optional[float], typer.Option(help="Adam learning rate of the "
+    library_lr: Annotated[float | None, typer.Option(help="Adam learning rate of the "
                                                         "neural library (default lr/100).")] = None,
     init_scale: Annotated[float, typer.Option(
         help="Std of the initial Param logits.")] = TrainConfig.init_scale,
@@ -101,19 +61,19 @@ def train(
     entropy_end: Annotated[float, typer.Option(help="Entropy weight at the end.")] = TrainConfig.entropy_end,
     beam: Annotated[int, typer.Option(help="Candidate programs decoded per restart.")] = TrainConfig.beam,
     seed: Annotated[int, typer.Option(help="Seed of the run (restart seeds derive from it).")] = 0,
-    library: Annotated[Optional[Path], typer.Option(help="Start the nets from this library.pt "
+    library: Annotated[Path | None, typer.Option(help="Start the nets from this library.pt "
                                                     "(or run directory).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output directory (default runs/...).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default runs/...).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Train restarts of a model on a task, decode and verify them, save the winner."""
     import torch
 
-    from .problems import problem
-    from .train.run import save_run, train_restarts
+    from ..problems import problem
+    from ..train.run import save_run, train_restarts
 
     try:
-        prob = problem(task, perceptual=perceptual, model=model, hypers=_parse_hypers(hyper))
+        prob = problem(task, perceptual=perceptual, model=model, hypers=parse_hypers(hyper))
         length = prob.train_lengths[0]
         prob.compile(length)
         prob.batch(1, length=length, split="train", seed=0, data_dir=data_dir)  # data present?
@@ -124,10 +84,10 @@ def train(
         if library is not None:
             path = library / "library.pt" if library.is_dir() else library
             if not path.exists():
-                _fail(f"--library: no library at {path}")
+                fail(f"--library: no library at {path}")
             snapshot = torch.load(path)
     except (NTPTError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out = out or Path("runs") / f"{task.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     chunks = math.ceil(restarts / vectorise)
     columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
@@ -153,7 +113,7 @@ def train(
                                      seed=seed, library=snapshot, data_dir=data_dir,
                                      on_step=on_step, on_chunk=on_chunk)
         except (NTPTError, ValueError, FileNotFoundError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     save_run(summary, out)
     _report(summary, data_dir)
     console.print(f"saved to {out}")
@@ -173,60 +133,48 @@ def _report(summary, data_dir) -> None:
     console.print(summary.winner.listing(), highlight=False)
     best = next(r for r in summary.results if r.verified)
     v = best.verification
-    console.print(f"test accuracy by length (exact perception): {_by_length(v.test_accuracy)}")
+    console.print(f"test accuracy by length (exact perception): {by_length(v.test_accuracy)}")
     if v.perceptual_accuracy:
-        console.print(f"test accuracy by length (learned nets): {_by_length(v.perceptual_accuracy)}")
-        from .evaluate import net_accuracy
+        console.print(f"test accuracy by length (learned nets): {by_length(v.perceptual_accuracy)}")
+        from ..evaluate import net_accuracy
 
         nets = net_accuracy(summary.winner_library, summary.winner, data_dir=data_dir)
         console.print("library nets on their test sets: " +
                       ", ".join(f"{name} {acc:.4f}" for name, acc in nets.items()))
 
 
-def _lengths(text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        low, sep, high = part.partition("-")
-        if not low.strip().isdigit() or (sep and not high.strip().isdigit()):
-            raise ValueError(f"--lengths expects '2,4,8' or '2-16', got '{text}'")
-        out.extend(range(int(low), int(high) + 1) if sep else [int(low)])
-    return out
-
-
-@app.command()
 def show(path: Annotated[Path, typer.Argument(help="A run directory or program.json.")]) -> None:
     """Print a saved program as NTPT source."""
-    from .train.run import load_program
+    from ..train.run import load_program
 
     try:
         program, _ = load_program(path)
     except (FileNotFoundError, ValueError, KeyError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(program.listing(), highlight=False)
 
 
-@app.command()
 def evaluate(
     path: Annotated[Path, typer.Argument(help="A run directory or program.json.")],
     lengths: Annotated[str, typer.Option(
         help="Input lengths (MATH digits): '2,4,8,16' or '2-16'.")] = "2,4,8,16",
     examples: Annotated[int, typer.Option(help="Random test examples per length.")] = 1000,
-    perceptual: Annotated[Optional[bool], typer.Option(
+    perceptual: Annotated[bool | None, typer.Option(
         help="Run on images with the saved nets (default: as trained).")] = None,
     seed: int = 12345,
     data_dir: DataDir = None,
 ) -> None:
     """Run a saved program discretely on fresh test examples and report its accuracy."""
-    from .evaluate import evaluate_program
-    from .train.run import load_program
+    from ..evaluate import evaluate_program
+    from ..train.run import load_program
 
     try:
         program, library = load_program(path)
-        wanted = _lengths(lengths)
+        wanted = parse_lengths(lengths)
         scores = evaluate_program(program, library, wanted, examples=examples, seed=seed,
                                   perceptual=perceptual, data_dir=data_dir)
     except (FileNotFoundError, ValueError, KeyError, NTPTError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{program.problem.task}: accuracy on {examples} random test examples per length")
     table = Table()
     table.add_column("length")
@@ -235,13 +183,12 @@ def evaluate(
         table.add_row(str(length), f"{accuracy:.4f}")
     console.print(table)
     if library:
-        from .evaluate import net_accuracy
+        from ..evaluate import net_accuracy
 
         for name, accuracy in net_accuracy(library, program, data_dir=data_dir).items():
             console.print(f"{name} on its test set: {accuracy:.4f}")
 
 
-@app.command()
 def bench(
     restarts: Annotated[int, typer.Option(help="Restarts for the success rate.")] = 128,
     vectorise: Annotated[int, typer.Option(help="R, restarts per tensor computation.")] = 32,
@@ -249,13 +196,13 @@ def bench(
     beams: Annotated[str, typer.Option(help="Comma-separated beam widths to compare.")] = "1024,8192",
     samples: Annotated[int, typer.Option(help="Timed steps per throughput measurement.")] = 15,
     seed: int = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Also write the figures as JSON.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON.")] = None,
 ) -> None:
     """Benchmark on symbolic MATH: vectorised vs one-at-a-time throughput, argmax vs beam."""
     import json
 
-    from .bench import measure_success, measure_throughput
-    from .problems import problem
+    from ..bench import measure_success, measure_throughput
+    from ..problems import problem
 
     prob = problem("math")
     config = TrainConfig(steps=steps)
@@ -297,18 +244,17 @@ def bench(
         out.write_text(json.dumps(record, indent=1))
 
 
-@app.command()
 def data(
     download: Annotated[bool, typer.Option(help="Fetch missing files (needs internet).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Check the data directory (MNIST, handwritten operators); optionally download what is missing."""
-    from .data import DataError, ensure_mnist, ensure_operators, load_operators
+    from ..data import DataError, ensure_mnist, ensure_operators, load_operators
 
     try:
         root = ensure_mnist(data_dir, download=download)
         ensure_operators(data_dir, download=download)
         load_operators(data_dir)  # checks the sha256 and builds the cached split
     except DataError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"data directory {root}: MNIST and operators present")
