@@ -34,18 +34,22 @@ class MLPStack(nn.Module):
         super().__init__()
         self.fn = fn
         dims = [fn.in_features, *fn.hidden, fn.size]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(dims, dims[1:]):
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(len(seeds), fan_in, fan_out)) for fan_in, fan_out in zip(dims, dims[1:]))
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.empty(len(seeds), 1, fan_out)) for fan_out in dims[1:])
+        for r, seed in enumerate(seeds):
+            self.reinitialise(r, seed)
+
+    @torch.no_grad()
+    def reinitialise(self, restart: int, seed: int) -> None:
+        """Draw restart ``restart``'s weights afresh from ``seed`` (uniform, PyTorch's bound)."""
+        for w, b in zip(self.weights, self.biases):
+            fan_in, fan_out = w.shape[1:]
             bound = 1 / math.sqrt(fan_in)
-            w = torch.empty(len(seeds), fan_in, fan_out)
-            b = torch.empty(len(seeds), 1, fan_out)
-            for r, seed in enumerate(seeds):
-                g = torch.Generator().manual_seed(seed * 7919 + fan_in * 31 + fan_out)
-                w[r].uniform_(-bound, bound, generator=g)
-                b[r].uniform_(-bound, bound, generator=g)
-            self.weights.append(nn.Parameter(w))
-            self.biases.append(nn.Parameter(b))
+            g = torch.Generator().manual_seed(seed * 7919 + fan_in * 31 + fan_out)
+            w[restart].uniform_(-bound, bound, generator=g)
+            b[restart].uniform_(-bound, bound, generator=g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[R, B, size]`` for inputs ``[B, in]`` (shared) or ``[R, B, in]``."""
@@ -106,6 +110,11 @@ class NeuralLibrary(nn.Module):
 
     def snapshot(self, restart: int) -> LibrarySnapshot:
         return {name: net.snapshot(restart) for name, net in self.nets.items()}
+
+    def reinitialise(self, restart: int, seed: int) -> None:
+        """Fresh nets for restart ``restart``, drawn from ``seed``."""
+        for net in self.nets.values():
+            net.reinitialise(restart, seed)
 
     def load(self, snapshot: Mapping[str, Mapping[str, torch.Tensor]],
              restarts: Sequence[int] | None = None) -> None:

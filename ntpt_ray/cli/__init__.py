@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from . import training
+from . import programs, sweep, training
 
 app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -23,3 +23,6 @@ def main() -> None:
 for command in (training.check, training.train, training.show, training.evaluate, training.bench,
                 training.data):
     app.command()(command)
+app.command()(sweep.sweep)
+app.command()(programs.run)
+app.add_typer(programs.app, name="programs")

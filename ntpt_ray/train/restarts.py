@@ -15,8 +15,9 @@ import torch
 
 from ..lang.relaxed import run_relaxed
 from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
-from ..program import single_output
 from ..problems import Problem
+from ..program import single_output
+from .optim import RestartAdam
 from .verify import Verification, Verifier
 
 
@@ -76,30 +77,50 @@ class RestartBatch:
         self.data_dir = data_dir
         self.model = problem.compile(problem.train_lengths[0])
         self.logits = torch.nn.ParameterDict({
-            name: torch.nn.Parameter(self._init_logits(decl.shape, decl.size))
+            name: torch.nn.Parameter(torch.empty(len(self.seeds), *decl.shape, decl.size))
             for name, decl in self.model.params.items()})
-        groups = [{"params": list(self.logits.values()), "lr": config.lr}]
+        for r, seed in enumerate(self.seeds):
+            self._init_logits(r, seed)
+        groups = [(list(self.logits.values()), config.lr)]
         if problem.perceptual:
             self.library = NeuralLibrary(self.model.nets, self.seeds)
             if library is not None:
                 self.library.load(library)
-            groups.append({"params": list(self.library.parameters()),
-                           "lr": config.effective_library_lr})
+            groups.append((list(self.library.parameters()), config.effective_library_lr))
         else:
             self.library = OracleLibrary(self.model.nets)
-        self.optimizer = torch.optim.Adam(groups)
+        self.optimizer = RestartAdam(groups, len(self.seeds))
         self.rng = np.random.default_rng(self.seeds[0] if data_seed is None else data_seed)
         self.verifier = verifier or Verifier(problem, val_size=config.val_size,
                                              test_size=config.test_size, data_dir=data_dir)
-        self.step_count = 0
+        self.step_count = 0  # steps taken by the batch
+        self.steps_done = np.zeros(len(self.seeds), dtype=np.int64)  # steps each restart took
+        self.active = np.ones(len(self.seeds), dtype=bool)  # restarts that still train
         self.results = [RestartResult(seed) for seed in self.seeds]
 
-    def _init_logits(self, shape: tuple[int, ...], size: int) -> torch.Tensor:
-        out = torch.empty(len(self.seeds), *shape, size)
-        for r, seed in enumerate(self.seeds):
-            g = torch.Generator().manual_seed(seed * 104729 + size * 131 + len(shape))
-            out[r].normal_(0.0, self.config.init_scale, generator=g)
-        return out
+    @torch.no_grad()
+    def _init_logits(self, restart: int, seed: int) -> None:
+        for decl, logit in zip(self.model.params.values(), self.logits.values()):
+            g = torch.Generator().manual_seed(seed * 104729 + decl.size * 131 + len(decl.shape))
+            logit[restart].normal_(0.0, self.config.init_scale, generator=g)
+
+    def reset(self, restart: int, seed: int, library: LibrarySnapshot | None = None) -> None:
+        """Start a fresh restart with ``seed`` in slot ``restart`` (its nets from ``library``
+        when given, else freshly initialised); it trains from step 0 with its own budget."""
+        self.seeds[restart] = seed
+        self._init_logits(restart, seed)
+        if self.problem.perceptual:
+            self.library.reinitialise(restart, seed)
+            if library is not None:
+                self.library.load(library, [restart])
+        self.optimizer.reset(restart)
+        self.steps_done[restart] = 0
+        self.active[restart] = True
+        self.results[restart] = RestartResult(seed)
+
+    def freeze(self, restart: int) -> None:
+        """Stop training slot ``restart`` (its Params and nets stay as they are)."""
+        self.active[restart] = False
 
     @property
     def restarts(self) -> int:
@@ -123,7 +144,8 @@ class RestartBatch:
         return single_output(run_relaxed(model, self.probs(), self.library, inputs))
 
     def step(self) -> float:
-        """One Adam step on a fresh training batch; returns the mean loss per restart."""
+        """One Adam step of every active restart on a fresh training batch; returns the mean
+        loss per active restart."""
         cfg = self.config
         length = int(self.rng.choice(self.problem.train_lengths))
         batch = self.problem.batch(cfg.batch_size, length=length, split="train", seed=self.rng,
@@ -131,20 +153,21 @@ class RestartBatch:
         out = self.output(batch.inputs, length)
         target = batch.target.view(1, -1, 1).expand(self.restarts, -1, 1)
         nll = -out.gather(-1, target).squeeze(-1).clamp_min(1e-9).log().mean(1)  # [R]
-        loss = nll
-        fraction = self.step_count / max(cfg.steps - 1, 1)
-        weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction
-        if weight:
-            loss = loss + weight * self.entropy()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        self.optimizer.step()
+        fraction = torch.from_numpy(self.steps_done / max(cfg.steps - 1, 1)).float()
+        weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction  # [R]
+        loss = nll + weight * self.entropy() if bool(weight.any()) else nll
+        active = torch.from_numpy(self.active)
+        self.optimizer.zero_grad()
+        (loss * active).sum().backward()
+        self.optimizer.step(active)
+        self.steps_done += self.active
         self.step_count += 1
-        return float(nll.detach().mean())
+        return float(nll.detach()[active].mean()) if bool(active.any()) else 0.0
 
     @torch.no_grad()
-    def validate(self) -> np.ndarray:
-        """Relaxed validation accuracy of each restart ``[R]``; appended to its curve."""
+    def validate(self, record: np.ndarray | None = None) -> np.ndarray:
+        """Relaxed validation accuracy of each restart ``[R]``, appended to the curves of the
+        restarts in ``record`` (a bool mask; default: the active ones)."""
         correct = np.zeros(self.restarts)
         total = 0
         for length, batch in self.verifier.val.items():
@@ -152,9 +175,9 @@ class RestartBatch:
             correct += (guess == batch.target[None]).float().sum(1).numpy()
             total += len(batch)
         accuracy = correct / total
-        seen = self.step_count * self.config.batch_size
-        for result, acc in zip(self.results, accuracy):
-            result.val_curve.append((seen, float(acc)))
+        for r in np.flatnonzero(self.active if record is None else record):
+            seen = int(self.steps_done[r]) * self.config.batch_size
+            self.results[r].val_curve.append((seen, float(accuracy[r])))
         return accuracy
 
     def train(self, callback=None) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -14,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..library import LibrarySnapshot
 from ..program import LearnedProgram
 from ..problems import Problem, load_model
@@ -80,20 +79,6 @@ def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: T
     return summary
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _jsonable(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return x.tolist()
@@ -125,14 +110,14 @@ def save_run(summary: RunSummary, out: Path) -> Path:
                  k: v for k, v in asdict(r.verification).items() if k not in ("confidence",)})}
             for r in summary.results],
     }
-    _atomic_write(out / "run.json", lambda f: json.dump(_jsonable(record), f, indent=1))
+    atomic_write(out / "run.json", lambda f: json.dump(_jsonable(record), f, indent=1))
     if summary.winner is not None:
         source = load_model(summary.problem.model).source
-        _atomic_write(out / "model.py", lambda f: f.write(source))
-        _atomic_write(out / "program.json", lambda f: f.write(summary.winner.to_json()))
-        _atomic_write(out / "program.ntpt", lambda f: f.write(summary.winner.listing()))
+        atomic_write(out / "model.py", lambda f: f.write(source))
+        atomic_write(out / "program.json", lambda f: f.write(summary.winner.to_json()))
+        atomic_write(out / "program.ntpt", lambda f: f.write(summary.winner.listing()))
         if summary.winner_library:
-            _atomic_write(out / "library.pt", lambda f: torch.save(summary.winner_library, f),
+            atomic_write(out / "library.pt", lambda f: torch.save(summary.winner_library, f),
                           binary=True)
     return out
 

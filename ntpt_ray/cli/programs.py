@@ -1,0 +1,245 @@
+"""Commands on the store of verified programs: programs list/show/export, and run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich import box
+from rich.table import Table
+
+from .common import DataDir, by_length, console, fail
+
+app = typer.Typer(help="Verified programs in the store: list, show, export.", no_args_is_help=True)
+
+Store = Annotated[Path | None, typer.Option(
+    "--store", help="Program store (default: $NTPT_STORE, else runs/store).")]
+ProgramId = Annotated[str, typer.Argument(help="A program id, or a unique prefix of one.")]
+
+DIGITS = "0123456789"
+OPERATORS = {"+": 0, "-": 1, "−": 1, "x": 2, "X": 2, "*": 2, "×": 2, "/": 3, "÷": 3}
+EXPRESSION = "an expression alternates digits and operators, e.g. 3+4x2"
+
+
+def _open(store: Path | None):
+    from ..store import ProgramStore, default_store
+
+    return ProgramStore(default_store(store))
+
+
+def _get(store: Path | None, program_id: str):
+    from ..store import UnknownProgram
+
+    try:
+        return _open(store).get(program_id)
+    except UnknownProgram as exc:
+        fail(str(exc))
+
+
+def _spans(lengths: list[int]) -> str:
+    """``[2, 3, 4, 8]`` as ``2-4,8``."""
+    spans: list[list[int]] = []
+    for n in sorted(lengths):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+@app.command("list")
+def list_programs(
+    store: Store = None,
+    sweep: Annotated[str | None, typer.Option(help="Only the programs of this sweep.")] = None,
+) -> None:
+    """List the stored programs, oldest found first."""
+    programs = _open(store)
+    if not programs.root.is_dir():
+        fail(f"no program store at {programs.root}: a sweep creates it (or pass --store, set NTPT_STORE)")
+    records = programs.list(sweep)
+    if not records:
+        console.print(f"no programs of sweep '{sweep}' in store {programs.root} ({len(programs)} in all)"
+                      if sweep else f"store {programs.root} is empty", highlight=False)
+        return
+    console.print(f"{len(records)} verified programs in {programs.root}", highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("id", "task", "perceptual", "library", "seed", "found after", "rank", "verified",
+                   "hash"):
+        table.add_column(column, no_wrap=column in ("id", "hash"), overflow="fold")
+    for r in records:
+        accuracy = r.verification.get("test_accuracy", {})
+        table.add_row(r.id, r.program["task"], "yes" if r.program["perceptual"] else "no",
+                      f"v{r.library_version}", str(r.seed), f"{r.seconds_into_sweep:.0f} s",
+                      str(r.verification.get("rank", "")),
+                      _spans([n for n, acc in accuracy.items() if acc == 1.0]), r.program_hash)
+    console.print(table)
+
+
+@app.command()
+def show(program_id: ProgramId, store: Store = None) -> None:
+    """Print a stored program's provenance and the program as NTPT source."""
+    stored = _get(store, program_id)
+    r, v = stored.record, stored.record.verification
+    p = r.program
+    console.print(f"[bold]{r.id}[/]  ({stored.path})", highlight=False)
+    console.print(f"task {p['task']} ({'perceptual' if p['perceptual'] else 'symbolic'}), "
+                  f"model {p['model']}, program hash {r.program_hash}")
+    console.print(f"sweep {r.sweep}, restart {r.restart}, seed {r.seed}, "
+                  f"started from library version {r.library_version}")
+    console.print(f"started {r.started_at}, found {r.found_at} "
+                  f"({r.seconds_into_sweep:.1f} s into the sweep)")
+    if "rank" in v or "val_accuracy" in v:
+        how = " (the argmax)" if v.get("argmax_verified") else ""
+        console.print(f"beam rank {v.get('rank', '?')}{how}, validation accuracy "
+                      f"{v.get('val_accuracy', float('nan')):.4f}")
+    if v.get("test_accuracy"):
+        console.print(f"test accuracy by length (exact perception): {by_length(v['test_accuracy'])}")
+    if v.get("perceptual_accuracy"):
+        console.print(f"test accuracy by length (learned nets): {by_length(v['perceptual_accuracy'])}")
+    if r.val_curve:
+        last = ", ".join(f"{seen}: {acc:.3f}" for seen, acc in r.val_curve[-5:])
+        console.print(f"validation curve (examples seen: accuracy), last {min(5, len(r.val_curve))} "
+                      f"of {len(r.val_curve)}: {last}")
+    console.print(stored.program.listing(), highlight=False)
+
+
+@app.command()
+def export(
+    program_id: ProgramId,
+    dest: Annotated[Path, typer.Argument(help="Destination folder (the copy goes inside it if it exists).")],
+    store: Store = None,
+) -> None:
+    """Copy a stored program's folder (readable by ntpt show / evaluate) elsewhere."""
+    from ..store import UnknownProgram
+
+    try:
+        path = _open(store).export(program_id, dest)
+    except (UnknownProgram, OSError) as exc:
+        fail(str(exc))
+    console.print(f"exported to {path}")
+
+
+def run(
+    program_id: ProgramId,
+    inputs: Annotated[list[str], typer.Option(
+        "--input", "-i", help="An input (repeatable): MATH '3+4x2-7/1'; ADD2X2 the grid's four "
+                              "digits '1 2 3 4' (cells 0 1 | 2 3); APPLY2X2 its four operators '+ - x /'.")],
+    ints: Annotated[list[str] | None, typer.Option(
+        help="APPLY2X2's integers 'd1 d2 d3': once for every input, or once per input.")] = None,
+    images: Annotated[bool, typer.Option(
+        "--images", help="Perceptual programs: show it test-set images of the symbols and read them "
+                         "with its own nets (default: exact perception).")] = False,
+    store: Store = None,
+    seed: Annotated[int, typer.Option(help="Seed of the images drawn.")] = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a stored program on inputs you give and compare it with the right answers."""
+    import torch
+
+    from ..library import NeuralLibrary, OracleLibrary, RestartView
+
+    stored = _get(store, program_id)
+    program = stored.program
+    problem = program.problem
+    family = problem.task.partition(":")[0]
+    examples = [_parse(family, text) for text in inputs]
+    given = [_parse_ints(text) for text in ints or []]
+    if family == "apply2x2":
+        if len(given) not in (1, len(inputs)):
+            fail(f"APPLY2X2 needs --ints 'd1 d2 d3' once, or once per --input ({len(inputs)}); "
+                 f"got {len(given)}")
+        given = given * len(inputs) if len(given) == 1 else given
+    elif given:
+        fail(f"--ints is for APPLY2X2 programs; {stored.record.id} is {problem.task}")
+    nets = problem.compile(problem.train_lengths[0]).nets
+    if images:
+        if not stored.library:
+            fail(f"--images: {stored.record.id} has no stored nets to read images with; "
+                 "run it without --images")
+        from ..data.symbols import SymbolPools
+
+        try:
+            pools = SymbolPools.load(data_dir, "test")
+        except ValueError as exc:
+            fail(str(exc))
+        rng = np.random.default_rng(seed)
+        shown = [pools.sample(symbols[None], rng) for symbols in examples]
+        stack = NeuralLibrary(nets, [0])
+        stack.load(stored.library)
+        library = RestartView(stack, 0)
+    else:
+        shown = [symbols[None] for symbols in examples]
+        library = OracleLibrary(nets)
+    console.print(f"{stored.record.id} ({problem.task}) with "
+                  + (f"its nets on test-set images (seed {seed})" if images else "exact perception"),
+                  highlight=False)
+    table = Table()
+    for column in ("input", "program", "answer", "agree"):
+        table.add_column(column)
+    for k, symbols in enumerate(examples):
+        feed = {"tape" if family == "math" else "grid": torch.from_numpy(shown[k])}
+        if family == "apply2x2":
+            feed["ints"] = torch.from_numpy(given[k][None])
+        length = (len(symbols) + 1) // 2 if problem.length_hyper else problem.train_lengths[0]
+        out = int(program.run(feed, length=length, library=library)[0])
+        answer = _reference(problem.task, symbols, given[k] if given else None)
+        table.add_row(_render(family, symbols, given[k] if given else None),
+                      "none" if out < 0 else str(out), str(answer), "yes" if out == answer else "NO")
+    console.print(table, highlight=False)
+
+
+def _parse(family: str, text: str) -> np.ndarray:
+    """Symbol ids of one --input (MATH expression, ADD2X2 digits, APPLY2X2 operators)."""
+    from ..data.symbols import OPERATOR_OFFSET
+
+    chars = "".join(text.split())
+    for c in chars:
+        if c not in DIGITS and c not in OPERATORS:
+            fail(f"--input '{text}': '{c}' is neither a digit 0-9 nor an operator + - x /")
+    if family == "math":
+        if len(chars) % 2 == 0 or any((c in DIGITS) != (k % 2 == 0) for k, c in enumerate(chars)):
+            fail(f"--input '{text}': {EXPRESSION}")
+    elif family == "add2x2" and (len(chars) != 4 or any(c not in DIGITS for c in chars)):
+        fail(f"--input '{text}': ADD2X2 takes the grid's four digits, cells 0 1 | 2 3, e.g. '1 2 3 4'")
+    elif family == "apply2x2" and (len(chars) != 4 or any(c not in OPERATORS for c in chars)):
+        fail(f"--input '{text}': APPLY2X2 takes the grid's four operators, cells 0 1 | 2 3, "
+             "e.g. '+ - x /'")
+    return np.array([int(c) if c in DIGITS else OPERATOR_OFFSET + OPERATORS[c] for c in chars],
+                    dtype=np.int64)
+
+
+def _parse_ints(text: str) -> np.ndarray:
+    parts = text.replace(",", " ").split()
+    if len(parts) != 3 or any(len(p) != 1 or p not in DIGITS for p in parts):
+        fail(f"--ints '{text}': APPLY2X2 takes three integers 0-9, e.g. '3 4 5'")
+    return np.array([int(p) for p in parts], dtype=np.int64)
+
+
+def _reference(task: str, symbols: np.ndarray, ints: np.ndarray | None) -> int:
+    """The right answer, by the task's definition (mod 19, x / 0 = 18, left to right)."""
+    from ..data.symbols import OPERATOR_OFFSET
+    from ..data.tasks import LINES, MOD, apply_op
+
+    family, _, line = task.partition(":")
+    if family == "math":
+        value = symbols[0]
+        for k in range(1, len(symbols), 2):
+            value = apply_op(value, symbols[k + 1], symbols[k] - OPERATOR_OFFSET)
+        return int(value)
+    a, b = LINES[line]
+    if family == "add2x2":
+        return int((symbols[a] + symbols[b]) % MOD)
+    first = apply_op(ints[0], ints[1], symbols[a] - OPERATOR_OFFSET)
+    return int(apply_op(first, ints[2], symbols[b] - OPERATOR_OFFSET))
+
+
+def _render(family: str, symbols: np.ndarray, ints: np.ndarray | None) -> str:
+    from ..data.symbols import SYMBOLS
+
+    text = [SYMBOLS[s] for s in symbols]
+    if family == "math":
+        return " ".join(text)
+    grid = f"{text[0]} {text[1]} | {text[2]} {text[3]}"
+    return grid if ints is None else f"{grid}, ints {' '.join(map(str, ints))}"

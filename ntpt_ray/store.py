@@ -1,0 +1,208 @@
+"""The durable store of verified programs: one folder per program, with its provenance.
+
+``root/programs/<id>/`` holds ``record.json`` (a :class:`ProgramRecord`) and the files of a run
+directory (``program.json``, ``program.ntpt``, ``model.py``, ``library.pt`` when the program has
+nets), so ``ntpt show``/``ntpt evaluate`` read a stored program as they read a run. A program is
+written into a temporary folder and renamed into place: a folder without ``record.json`` never
+appears, and of several writers of one id (a restart re-run after a crash, racing processes)
+exactly one stores it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .atomic import fsync_dir, write_synced
+from .library import LibrarySnapshot
+from .problems import load_model
+from .program import LearnedProgram
+
+RECORD = "record.json"
+
+
+def default_store(explicit: str | Path | None = None) -> Path:
+    """The store's root: ``explicit``, else ``$NTPT_STORE``, else ``runs/store`` (relative to
+    the working directory)."""
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("NTPT_STORE") or "runs/store").expanduser()
+
+
+def program_id(sweep: str, restart: int) -> str:
+    """The id of the program found by restart ``restart`` of sweep ``sweep``."""
+    return f"{sweep}-r{restart:05d}"
+
+
+def program_hash(program: dict[str, Any]) -> str:
+    """First 12 hex digits of the sha256 of a program's model, hypers and Param values
+    (a :meth:`LearnedProgram.to_dict`): identical programs share it."""
+    key = {k: program[k] for k in ("model", "hypers", "values")}
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class ProgramRecord:
+    """Provenance of one verified program."""
+
+    id: str  # program_id(sweep, restart): one program per restart of a sweep
+    sweep: str  # sweep id, e.g. "math-onehot-3fa2c1"
+    restart: int  # restart index within the sweep
+    seed: int  # the restart's seed
+    library_version: int  # version of the sweep's shared library the restart started from
+    program: dict  # LearnedProgram.to_dict()
+    verification: dict  # test_accuracy, perceptual_accuracy ({length: acc}), val_accuracy, rank, ...
+    val_curve: list  # [(examples seen, relaxed validation accuracy), ...]
+    spec: dict  # the sweep spec as a plain dict
+    started_at: str  # ISO-8601 UTC timestamps
+    found_at: str
+    seconds_into_sweep: float
+    program_hash: str = ""  # program_hash(program); computed by the store if empty
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProgramRecord:
+        """Inverse of :meth:`to_dict` after a JSON round trip (int length keys, tuple points)."""
+        verification = dict(data["verification"])
+        for key in ("test_accuracy", "perceptual_accuracy"):
+            if key in verification:
+                verification[key] = {int(k): v for k, v in verification[key].items()}
+        return cls(**{**data, "verification": verification,
+                      "val_curve": [tuple(point) for point in data["val_curve"]]})
+
+
+@dataclass
+class StoredProgram:
+    """A program in the store: its record, its folder, and (loaded on first use) the program
+    and its library snapshot (``{}`` when it has no nets)."""
+
+    record: ProgramRecord
+    path: Path
+
+    @cached_property
+    def program(self) -> LearnedProgram:
+        return LearnedProgram.from_dict(json.loads((self.path / "program.json").read_text()))
+
+    @cached_property
+    def library(self) -> LibrarySnapshot:
+        file = self.path / "library.pt"
+        return torch.load(file) if file.exists() else {}
+
+
+class UnknownProgram(KeyError):
+    """No program, or more than one, matches an id or prefix."""
+
+    def __str__(self) -> str:  # KeyError quotes its message
+        return str(self.args[0])
+
+
+class ProgramStore:
+    """Verified programs under ``root/programs/<id>/`` (created on the first :meth:`add`)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.programs = self.root / "programs"
+
+    def path(self, id: str) -> Path:
+        """The folder of program ``id`` (whether or not it is stored)."""
+        return self.programs / id
+
+    def add(self, record: ProgramRecord, library: LibrarySnapshot | None = None) -> bool:
+        """Store a program atomically; ``False`` (and nothing written) when its id is already
+        there, complete or not."""
+        if not record.id or record.id.startswith(".") or Path(record.id).name != record.id:
+            raise ValueError(f"a program id is a plain folder name, got {record.id!r}")
+        if self.path(record.id).exists():
+            return False
+        if not record.program_hash:
+            record = replace(record, program_hash=program_hash(record.program))
+        program = LearnedProgram.from_dict(record.program)
+        self.programs.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{secrets.token_hex(8)}"  # private until renamed: plain writes
+        tmp.mkdir()
+        try:
+            source = load_model(program.problem.model).source
+            write_synced(tmp / "program.json", lambda f: f.write(program.to_json()))
+            write_synced(tmp / "program.ntpt", lambda f: f.write(program.listing()))
+            write_synced(tmp / "model.py", lambda f: f.write(source))
+            if library:
+                write_synced(tmp / "library.pt", lambda f: torch.save(library, f), binary=True)
+            write_synced(tmp / RECORD,
+                         lambda f: json.dump(record.to_dict(), f, indent=1, default=_plain))
+            fsync_dir(tmp)
+            try:
+                os.rename(tmp, self.path(record.id))  # fails onto an existing non-empty folder
+            except OSError:
+                if self.path(record.id).exists():
+                    return False
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already when renamed
+        fsync_dir(self.programs)
+        return True
+
+    def get(self, id_or_prefix: str) -> StoredProgram:
+        """The program with this id, else the only one whose id starts with it."""
+        ids = self._ids()
+        if id_or_prefix not in ids:
+            matches = [i for i in ids if i.startswith(id_or_prefix)]
+            if not matches:
+                raise UnknownProgram(f"no program '{id_or_prefix}' in store {self.root} "
+                                     f"({len(ids)} programs; `ntpt programs list`)")
+            if len(matches) > 1:
+                shown = ", ".join(matches[:10]) + (", ..." if len(matches) > 10 else "")
+                raise UnknownProgram(f"'{id_or_prefix}' matches {len(matches)} programs: {shown}")
+            id_or_prefix = matches[0]
+        return StoredProgram(self._record(id_or_prefix), self.path(id_or_prefix))
+
+    def list(self, sweep: str | None = None) -> list[ProgramRecord]:
+        """Records of the stored programs (of one sweep, if given), oldest found first."""
+        records = [self._record(i) for i in self._ids()]
+        if sweep is not None:
+            records = [r for r in records if r.sweep == sweep]
+        return sorted(records, key=lambda r: (r.found_at, r.id))
+
+    def export(self, id_or_prefix: str, dest: Path) -> Path:
+        """Copy a program's folder to ``dest`` (into it, as ``dest/<id>``, if it is a folder
+        already) and return the copy's path."""
+        stored = self.get(id_or_prefix)
+        dest = Path(dest)
+        target = dest / stored.record.id if dest.is_dir() else dest
+        shutil.copytree(stored.path, target)
+        return target
+
+    def __contains__(self, id: object) -> bool:
+        return isinstance(id, str) and (self.path(id) / RECORD).is_file()
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+    def _ids(self) -> list[str]:
+        """Ids of the complete programs (temporary and half-written folders are skipped)."""
+        if not self.programs.is_dir():
+            return []
+        return sorted(p.name for p in self.programs.iterdir()
+                      if not p.name.startswith(".") and (p / RECORD).is_file())
+
+    def _record(self, id: str) -> ProgramRecord:
+        return ProgramRecord.from_dict(json.loads((self.path(id) / RECORD).read_text()))
+
+
+def _plain(x: Any) -> Any:
+    """JSON for numpy values (a verification's accuracies, Param arrays)."""
+    if isinstance(x, np.ndarray | np.generic):
+        return x.tolist()
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")

@@ -1,0 +1,8 @@
+"""Distributed restart sweeps: specs, Ray workers, the coordinator and its durable state."""
+
+from .convergence import ConvergenceRule
+from .coordinator import SweepError, SweepProgress, SweepResult, run_sweep
+from .spec import SpecError, SweepSpec, load_spec, parse_spec
+
+__all__ = ["ConvergenceRule", "SpecError", "SweepError", "SweepProgress", "SweepResult", "SweepSpec",
+           "load_spec", "parse_spec", "run_sweep"]

@@ -1,0 +1,377 @@
+"""The coordinator: runs a sweep's restarts on Ray actors and keeps what they find.
+
+It hands restarts to :class:`~ntpt_ray.sweep.worker.RestartWorker` actors (one CPU each, a
+vectorised batch of restart slots per actor), watches each restart's validation accuracy,
+orders a restart verified when the :class:`ConvergenceRule` fires or its budget is spent,
+stores every verified program, publishes a better neural library to the actors as a new
+version (through Ray's object store), and stops as the spec's stop policy says. Every finished
+restart is written to the sweep's durable state at once; a lost actor's restarts run again on
+another actor; a sweep whose driver died continues with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..store import ProgramRecord, ProgramStore, default_store, program_id
+from ..train.run import restart_seeds
+from .convergence import ConvergenceRule
+from .spec import SweepSpec
+from .state import SweepDirectory, SweepState, now_iso, resolve_start_library
+from .worker import Assignment, Checked, LibraryVersion, Reply, RestartWorker
+
+STARTUP_TIMEOUT = 300.0  # seconds without any live actor before the sweep gives up
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start or go on (its verified programs are stored all the same)."""
+
+
+@dataclass
+class SweepProgress:
+    """A snapshot of a running sweep, for progress displays."""
+
+    done: int  # restarts finished (verified or budget spent), earlier sessions included
+    total: int
+    running: int
+    verified: int
+    best_accuracy: float  # best relaxed validation accuracy seen this session
+    restarts_per_minute: float  # restarts finished per minute of this session
+    library_version: int
+    actors: int  # live actors
+    lost_actors: int
+    elapsed: float  # seconds since this session started
+
+
+@dataclass
+class SweepResult:
+    """What a sweep session did and found."""
+
+    sweep: str
+    store: Path
+    total: int
+    done: int
+    verified: int  # verified programs of the sweep, earlier sessions included
+    programs: list[str] = field(default_factory=list)  # ids stored by this session, in order
+    seconds: float = 0.0  # this session's wall time
+    startup_seconds: float = 0.0  # Ray start-up and actor creation until the first actor is up
+    first_verified_seconds: float | None = None  # into this session
+    restarts_finished: int = 0  # this session
+    coordinator_seconds: float = 0.0  # time the coordinator spent on its own work
+    library_versions: int = 1
+    lost_actors: int = 0
+    rerun: int = 0  # restarts started again because their actor was lost
+    stopped_by: str = ""
+
+    @property
+    def restarts_per_minute(self) -> float:
+        return 60 * self.restarts_finished / self.seconds if self.seconds else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.verified / self.done if self.done else 0.0
+
+
+@dataclass
+class _Actor:
+    handle: Any
+    index: int
+    restarts: set[int] = field(default_factory=set)
+    library_version: int = -1  # the newest version it holds
+    call: Any = None  # the ObjectRef of its running call
+    ready: bool = False
+
+
+class Coordinator:
+    """Runs one sweep session on an initialised Ray (see :func:`run_sweep`)."""
+
+    def __init__(self, spec: SweepSpec, store: ProgramStore, directory: SweepDirectory,
+                 state: SweepState, *, actors: int, data_dir: str | None,
+                 on_progress: Callable[[SweepProgress], None] | None = None):
+        import ray
+
+        self.ray = ray
+        self.spec = spec
+        self.store = store
+        self.directory = directory
+        self.state = state
+        self.data_dir = data_dir
+        self.on_progress = on_progress
+        self.target_actors = actors
+        c = spec.convergence
+        self.rule = ConvergenceRule(c.jump, c.window, c.min_accuracy)
+        total = spec.restarts.total
+        self.seeds = restart_seeds(spec.restarts.seed, total)
+        self.pending = deque(r for r in range(total) if r not in state.outcomes)
+        self.curves: dict[int, list[float]] = {}
+        self.last_failed: dict[int, float] = {}
+        self.finished: set[int] = set()  # budget spent, waiting for verification
+        self.to_verify: set[int] = set()
+        self.to_drop: set[int] = set()
+        self.versions = [self._publish(record.version, directory.library(record))
+                         for record in state.libraries]
+        self.library_score = max(record.score for record in state.libraries)
+        self.actors: dict[Any, _Actor] = {}  # ObjectRef of its pending call or ping -> actor
+        self.idle: list[_Actor] = []  # live actors with nothing to do
+        self.created = 0
+        self.result = SweepResult(spec.sweep_id, store.root, total, len(state.outcomes),
+                                  state.verified, library_versions=len(state.libraries))
+        self.best_accuracy = 0.0
+        self.began = time.perf_counter()
+
+    # ---- the loop
+
+    def run(self) -> SweepResult:
+        worker = self.ray.remote(num_cpus=1, max_restarts=0)(RestartWorker)
+        self._worker_class = worker
+        for _ in range(min(self.target_actors, self._needed_actors())):
+            self._start_actor()
+        last_alive = time.perf_counter()
+        try:
+            while not self._stop_reason():
+                refs = list(self.actors)
+                if not refs:
+                    raise SweepError("no actor left to run the sweep's restarts")
+                ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+                if any(a.ready for a in self.actors.values()):
+                    last_alive = time.perf_counter()
+                elif time.perf_counter() - last_alive > STARTUP_TIMEOUT:
+                    raise SweepError(f"no actor could start for {STARTUP_TIMEOUT:.0f} s: does the "
+                                     "cluster have a free CPU? (state is saved; use --resume)")
+                for ref in ready:
+                    self._handle(ref)
+                self._progress()
+        finally:
+            for actor in [*self.actors.values(), *self.idle]:
+                self.ray.kill(actor.handle, no_restart=True)
+            self.result.seconds = time.perf_counter() - self.began
+            self.state.seconds += self.result.seconds
+            self.state.sessions += 1
+            self.directory.save(self.state)
+        self.result.stopped_by = self._stop_reason()
+        self.result.done = len(self.state.outcomes)
+        self.result.verified = self.state.verified
+        return self.result
+
+    def _handle(self, ref) -> None:
+        actor = self.actors.pop(ref)
+        try:
+            reply = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as exc:
+            if exc.actor_init_failed:  # the same error would stop every replacement
+                cause = [line for line in str(exc).splitlines() if line.strip()][-1]
+                raise SweepError(f"a sweep actor could not start: {cause.strip()}") from None
+            self._lost(actor)
+            return
+        began = time.perf_counter()
+        if not actor.ready:  # its start-up ping
+            actor.ready = True
+            if not self.result.startup_seconds:
+                self.result.startup_seconds = time.perf_counter() - self.began
+        else:
+            self._absorb(actor, reply)
+        if not self._stop_reason():
+            self._dispatch(actor)
+        self.result.coordinator_seconds += time.perf_counter() - began
+
+    def _stop_reason(self) -> str:
+        stop = self.spec.stop
+        if stop.policy == "first" and self.state.verified >= 1:
+            return "first verified program"
+        if stop.policy == "programs" and self.state.verified >= stop.programs:
+            return f"{stop.programs} verified programs"
+        if not self.pending and len(self.state.outcomes) == self.spec.restarts.total:
+            return "all restarts done"
+        return ""
+
+    # ---- actors
+
+    def _needed_actors(self) -> int:
+        return max(1, math.ceil(len(self.pending) / self.spec.restarts.per_actor))
+
+    def _start_actor(self) -> None:
+        index = self.created
+        self.created += 1
+        handle = self._worker_class.remote(self.spec, data_seed=self.seeds[0] + 7 * index,
+                                           data_dir=self.data_dir)
+        self.actors[handle.pid.remote()] = _Actor(handle, index)
+
+    def _lost(self, actor: _Actor) -> None:
+        """Re-queue a dead actor's restarts (first in line) and start a replacement."""
+        self.result.lost_actors += 1
+        self.result.rerun += len(actor.restarts)
+        for restart in sorted(actor.restarts, reverse=True):
+            self.pending.appendleft(restart)
+            self.curves.pop(restart, None)
+            self.last_failed.pop(restart, None)
+            self.finished.discard(restart)
+            self.to_verify.discard(restart)
+            self.to_drop.discard(restart)
+        if self.result.lost_actors > 10 * self.target_actors:
+            raise SweepError(f"{self.result.lost_actors} actors lost: giving up "
+                             "(state is saved; use --resume)")
+        self._start_actor()
+        while self.idle and self.pending:
+            self._dispatch(self.idle.pop())
+
+    def _dispatch(self, actor: _Actor) -> None:
+        """Send ``actor`` its next call: verifications, drops, new restarts, the newest library."""
+        verify = sorted(actor.restarts & self.to_verify)
+        drop = sorted(actor.restarts & self.to_drop)
+        self.to_verify -= set(verify)
+        self.to_drop -= set(drop)
+        freed = len(drop) + len(self.finished.intersection(verify))
+        free = self.spec.restarts.per_actor - len(actor.restarts) + freed
+        start = []
+        while self.pending and len(start) < free:
+            restart = self.pending.popleft()
+            start.append(Assignment(restart, self.seeds[restart], len(self.versions) - 1))
+            self.curves[restart] = []
+        if not (actor.restarts or start):
+            self.idle.append(actor)
+            return
+        library = None
+        if actor.library_version < len(self.versions) - 1:
+            library = self.versions[-1]
+            actor.library_version = len(self.versions) - 1
+        for restart in drop:
+            actor.restarts.discard(restart)
+        actor.restarts.update(job.restart for job in start)
+        call = actor.handle.advance.remote(start=start, verify=verify, drop=drop, library=library)
+        self.actors[call] = actor
+
+    # ---- results
+
+    def _absorb(self, actor: _Actor, reply: Reply) -> None:
+        for checked in reply.checked:
+            self._checked(actor, checked)
+        for restart, accuracy in reply.accuracy.items():
+            curve = self.curves.setdefault(restart, [])
+            curve.append(accuracy)
+            self.best_accuracy = max(self.best_accuracy, accuracy)
+            if restart in reply.finished:
+                self.finished.add(restart)
+                if self.spec.convergence.at_end:
+                    self.to_verify.add(restart)
+                else:
+                    self.to_drop.add(restart)
+                    self._finish(restart, "failed")
+            elif self.rule.fires(curve, self.last_failed.get(restart)):
+                self.to_verify.add(restart)
+
+    def _checked(self, actor: _Actor, c: Checked) -> None:
+        if c.verified:
+            self._store(c)
+        if c.verified or c.finished:
+            actor.restarts.discard(c.restart)
+            self._finish(c.restart, "verified" if c.verified else "failed")
+        else:
+            self.last_failed[c.restart] = self.curves[c.restart][-1]
+
+    def _finish(self, restart: int, outcome: str) -> None:
+        self.finished.discard(restart)
+        self.curves.pop(restart, None)
+        self.last_failed.pop(restart, None)
+        if restart in self.state.outcomes:
+            return
+        self.state.outcomes[restart] = outcome
+        self.result.restarts_finished += 1
+        self.directory.save(self.state)
+
+    def _store(self, c: Checked) -> None:
+        pid = program_id(self.spec.sweep_id, c.restart)
+        record = ProgramRecord(
+            id=pid, sweep=self.spec.sweep_id, restart=c.restart, seed=c.seed,
+            library_version=c.library_version, program=c.program, verification=c.verification,
+            val_curve=c.val_curve, spec=self.spec.model_dump(), started_at=now_iso(c.started_at),
+            found_at=now_iso(), seconds_into_sweep=round(self.state.seconds + self._elapsed(), 3))
+        if self.store.add(record, c.nets or None):
+            self.result.programs.append(pid)
+            if self.result.first_verified_seconds is None:
+                self.result.first_verified_seconds = self._elapsed()
+        if c.nets and self.spec.library.share:
+            accuracy = c.verification.get("perceptual_accuracy") or {}
+            score = float(np.mean(list(accuracy.values()))) if accuracy else 0.0
+            if score > self.library_score:
+                self.library_score = score
+                record = self.directory.add_library(self.state, c.nets, pid, score)
+                self.versions.append(self._publish(record.version, c.nets))
+                self.result.library_versions = len(self.versions)
+
+    def _publish(self, version: int, nets) -> Any:
+        return self.ray.put(LibraryVersion(version, nets))
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.began
+
+    def _progress(self) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = self._elapsed()
+        self.on_progress(SweepProgress(
+            done=len(self.state.outcomes), total=self.spec.restarts.total,
+            running=sum(len(a.restarts) for a in self.actors.values()),
+            verified=self.state.verified, best_accuracy=self.best_accuracy,
+            restarts_per_minute=60 * self.result.restarts_finished / elapsed if elapsed else 0.0,
+            library_version=len(self.versions) - 1,
+            actors=sum(a.ready for a in self.actors.values()),
+            lost_actors=self.result.lost_actors, elapsed=elapsed))
+
+
+def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str | None = None,
+              resume: bool = False, data_dir: str | Path | None = None, actors: int | None = None,
+              on_progress: Callable[[SweepProgress], None] | None = None) -> SweepResult:
+    """Run (or with ``resume`` continue) a sweep; return what this session did.
+
+    With no ``address`` an embedded local Ray is started (one CPU per core of this machine);
+    ``address`` joins a running cluster (``"auto"`` or ``"host:port"``). Verified programs go
+    to the program store: ``store``, else ``$NTPT_STORE``, else the spec's ``[output] store``.
+    """
+    import ray
+
+    from ..data.paths import data_dir as resolve_data_dir
+
+    began = time.perf_counter()
+    root = default_store(store) if store or os.environ.get("NTPT_STORE") else Path(spec.output.store)
+    directory = SweepDirectory(root, spec)
+    if directory.exists and not resume:
+        done = len(directory.load().outcomes)
+        raise SweepError(f"sweep {spec.sweep_id} already has results in {directory.path} "
+                         f"({done} restarts done): pass --resume to continue it, or change "
+                         "[restarts] seed or [output] store for a new sweep")
+    if directory.exists:
+        state = directory.load()
+    else:
+        nets, source = resolve_start_library(spec.library.start, root)
+        state = directory.create(nets, source)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        env = {"env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}}
+        if address is None:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     runtime_env=env)
+        else:
+            ray.init(address=address, log_to_driver=False, runtime_env=env)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        wanted = spec.restarts.actors if actors is None else actors
+        count = cpus if wanted == "auto" else min(int(wanted), cpus)
+        if count < 1:
+            raise SweepError(f"the Ray cluster has no CPU for an actor ({ray.cluster_resources()})")
+        data = str(resolve_data_dir(data_dir)) if spec.problem.perceptual else None
+        coordinator = Coordinator(spec, ProgramStore(root), directory, state, actors=count,
+                                  data_dir=data, on_progress=on_progress)
+        coordinator.began = began
+        return coordinator.run()
+    finally:
+        if started_ray:
+            ray.shutdown()

@@ -1,0 +1,186 @@
+"""Sweep specifications: the TOML files in ``search/``, validated into typed objects.
+
+A spec says what to learn (``[problem]``), how many restarts and how they are packed into
+actors (``[restarts]``), each restart's budget and learning rates (``[train]``), when a restart
+counts as converged (``[convergence]``), how candidates are verified (``[verify]``), when the
+sweep stops (``[stop]``), which neural library it starts from and shares (``[library]``), and
+where verified programs go (``[output]``). Relative paths are taken from the current directory.
+A bad spec raises :class:`SpecError` naming the file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..data.tasks import TASKS
+from ..lang.errors import NTPTError
+from ..problems import Problem, problem
+from ..train.restarts import TrainConfig
+
+Positive = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot be used; the message names the file and the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProblemSection(_Section):
+    task: str
+    model: str | None = None  # a shipped model name or an NTPT source file; default: the task's
+    perceptual: bool = False
+    hypers: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"unknown task '{task}'; allowed: {', '.join(TASKS)}")
+        return task
+
+
+class RestartsSection(_Section):
+    total: Positive = 64  # restarts in the sweep
+    per_actor: Positive = 16  # restarts vectorised into one tensor computation per actor
+    actors: Literal["auto"] | Positive = "auto"  # "auto": one per CPU of the cluster
+    seed: Annotated[int, Field(ge=0)] = 0  # restart i gets seed (seed * 100003 + i)
+
+
+class TrainSection(_Section):
+    steps: Positive = TrainConfig.steps  # budget per restart, in steps of batch_size examples
+    batch_size: Positive = TrainConfig.batch_size
+    lr: PositiveFloat = TrainConfig.lr
+    library_lr: PositiveFloat | None = None  # default lr / 100
+    init_scale: PositiveFloat = TrainConfig.init_scale
+    entropy_start: float = TrainConfig.entropy_start
+    entropy_end: float = TrainConfig.entropy_end
+
+
+class ConvergenceSection(_Section):
+    val_every: Positive = TrainConfig.val_every  # steps between validations
+    val_size: Positive = TrainConfig.val_size  # validation examples per length
+    jump: Fraction = 0.2  # rise of validation accuracy that signals convergence...
+    window: Positive = 4  # ...over this many validations
+    min_accuracy: Fraction = 0.4  # and the accuracy it must reach
+    at_end: bool = True  # also verify every restart when its budget is spent
+
+
+class VerifySection(_Section):
+    beam: Positive = TrainConfig.beam  # candidate programs decoded per restart
+    test_size: Positive = TrainConfig.test_size  # held-out examples per test length
+    test_lengths: list[Positive] | None = None  # default: the task's (MATH: 2..16 digits)
+
+
+class StopSection(_Section):
+    policy: Literal["first", "programs", "all"] = "first"
+    programs: Positive = 1  # with policy = "programs": stop after this many verified programs
+
+
+class LibrarySection(_Section):
+    start: str | None = None  # a library.pt, a run directory or a stored program's folder
+    share: bool = True  # share a better verified library with the actors as a new version
+
+
+class OutputSection(_Section):
+    store: str = "runs/store"  # the verified-program store (sweep state lives beside it)
+
+
+class SweepSpec(_Section):
+    """A validated sweep specification (see the module docstring for its sections)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+    description: str = ""
+    problem: ProblemSection
+    restarts: RestartsSection = RestartsSection()
+    train: TrainSection = TrainSection()
+    convergence: ConvergenceSection = ConvergenceSection()
+    verify: VerifySection = VerifySection()
+    stop: StopSection = StopSection()
+    library: LibrarySection = LibrarySection()
+    output: OutputSection = OutputSection()
+
+    @property
+    def sweep_id(self) -> str:
+        """``name-<hash>``: the hash covers everything that changes what a restart finds, so a
+        sweep resumes only into results of the same search."""
+        identity = self.model_dump(include={"problem", "train", "convergence", "verify", "library"})
+        identity["seed"] = self.restarts.seed
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return f"{self.name}-{digest[:6]}"
+
+    def train_config(self) -> TrainConfig:
+        t, c, v = self.train, self.convergence, self.verify
+        return TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, library_lr=t.library_lr,
+                           init_scale=t.init_scale, entropy_start=t.entropy_start,
+                           entropy_end=t.entropy_end, val_every=c.val_every, val_size=c.val_size,
+                           test_size=v.test_size, beam=v.beam)
+
+    def build_problem(self) -> Problem:
+        """The :class:`Problem` this sweep searches."""
+        p = self.problem
+        found = problem(p.task, perceptual=p.perceptual, model=p.model, hypers=p.hypers)
+        if self.verify.test_lengths is not None:
+            found = replace(found, test_lengths=tuple(self.verify.test_lengths))
+        return found
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec; raise :class:`SpecError` on the first problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such sweep spec") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
+    """Validate a spec given as a dict (as read from TOML)."""
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {_describe(exc.errors()[0])}") from None
+    try:
+        prob = spec.build_problem()
+        prob.compile(prob.train_lengths[0])
+    except (NTPTError, ValueError) as exc:
+        raise SpecError(f"{source}: [problem]: {exc}") from None
+    return spec
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One validation error as ``[section] field: what is wrong``."""
+    loc = [str(part) for part in error["loc"]]
+    if error["type"] == "extra_forbidden":
+        *parent, unknown = loc
+        model = SweepSpec
+        for part in parent:
+            model = model.model_fields[part].annotation
+        allowed = ", ".join(model.model_fields)
+        where = f"[{'.'.join(parent)}] " if parent else ""
+        return f"{where}unknown field '{unknown}'; allowed: {allowed}"
+    if error["type"] == "missing" and len(loc) == 1 and loc[0] in SweepSpec.model_fields:
+        field = SweepSpec.model_fields[loc[0]]
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            return f"missing section [{loc[0]}]"
+    section, field = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else (None, loc[0] if loc else "")
+    where = f"[{section}] {field}" if section else field
+    message = error["msg"].removeprefix("Value error, ")
+    if "input" in error and error["type"] not in ("missing", "value_error"):
+        message += f" (got {error['input']!r})"
+    return f"{where}: {message}"
+

@@ -1,0 +1,269 @@
+"""The verified-program store: atomic adds, no duplicates, prefix look-up, export, and its CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ntpt_ray.cli import app
+from ntpt_ray.library import NeuralLibrary
+from ntpt_ray.problems import problem
+from ntpt_ray.program import LearnedProgram
+from ntpt_ray.store import ProgramRecord, ProgramStore, UnknownProgram, default_store, program_id
+from ntpt_ray.train.run import load_program
+
+# The paper's MATH loop (as in test_models): read an operator into R1, a digit into R2,
+# R0 = APPLY(R0, R2, R1); unlisted Params are 0.
+MATH = {"instr": [0, 0, 1], "net_choice": [1, 0, 0], "arg_a": [0, 0, 0], "arg_b": [0, 0, 2],
+        "arg_op": [0, 0, 1], "out_reg": [1, 2, 0], "goto": [1, 2, 0], "return_reg": 0}
+WRONG_MATH = {**MATH, "return_reg": 2}  # returns the last digit read
+
+EXPRESSION = "7+8x9-3/0+5x6-2/4+9x1-0/3+8x7-6"  # 16 digits, a division by zero among them
+
+
+def math_program(values: dict, perceptual: bool = False) -> LearnedProgram:
+    prob = problem("math", perceptual=perceptual)
+    params = prob.compile(prob.train_lengths[0]).params
+    full = {name: np.zeros(decl.shape, dtype=np.int64) for name, decl in params.items()}
+    full.update({k: np.asarray(v) for k, v in values.items() if k in params})
+    return LearnedProgram(prob, full)
+
+
+def make_record(sweep: str = "math-t", restart: int = 3, values: dict = MATH,
+                found_at: str = "2026-01-01T00:00:10Z", perceptual: bool = False) -> ProgramRecord:
+    return ProgramRecord(
+        id=program_id(sweep, restart), sweep=sweep, restart=restart, seed=1000 + restart,
+        library_version=2, program=math_program(values, perceptual).to_dict(),
+        verification={"test_accuracy": {2: 1.0, 3: 1.0, 16: 1.0}, "perceptual_accuracy": {},
+                      "val_accuracy": 1.0, "rank": 4, "argmax_verified": False},
+        val_curve=[(512, 0.25), (1024, 0.5), (1536, 1.0)], spec={"task": "math", "restarts": 8},
+        started_at="2026-01-01T00:00:00Z", found_at=found_at, seconds_into_sweep=10.5)
+
+
+def left_to_right(expression: str) -> int:
+    """Independent reference: integers mod 19, x / 0 = 18, no precedence."""
+    value = int(expression[0])
+    for op, digit in zip(expression[1::2], expression[2::2]):
+        d = int(digit)
+        if op == "+":
+            value = (value + d) % 19
+        elif op == "-":
+            value = (value - d) % 19
+        elif op == "x":
+            value = (value * d) % 19
+        else:
+            value = 18 if d == 0 else value // d
+    return value
+
+
+def test_add_then_get_round_trips_record_program_and_library(tmp_path):
+    store = ProgramStore(tmp_path / "store")
+    library = {"net_0": {"w0": torch.randn(4, 3), "b0": torch.randn(1, 3)}}
+    record = make_record()
+    assert len(store) == 0 and record.id not in store
+    assert store.add(record, library) is True
+    assert record.id in store and len(store) == 1
+    stored = store.get(record.id)
+    assert stored.path == tmp_path / "store" / "programs" / "math-t-r00003"
+    assert {p.name for p in stored.path.iterdir()} == {
+        "record.json", "program.json", "program.ntpt", "model.py", "library.pt"}
+    got = stored.record
+    assert re.fullmatch(r"[0-9a-f]{12}", got.program_hash)
+    assert got.verification["test_accuracy"] == {2: 1.0, 3: 1.0, 16: 1.0}
+    assert got.val_curve == [(512, 0.25), (1024, 0.5), (1536, 1.0)]
+    assert got == ProgramRecord(**{**record.__dict__, "program_hash": got.program_hash})
+    for name, value in math_program(MATH).values.items():
+        np.testing.assert_array_equal(stored.program.values[name], value)
+    torch.testing.assert_close(stored.library, library)
+    assert store.list() == [got]
+
+
+def test_identical_programs_share_a_hash_and_others_do_not(tmp_path):
+    store = ProgramStore(tmp_path)
+    store.add(make_record(restart=1))
+    store.add(make_record(restart=2))
+    store.add(make_record(restart=3, values=WRONG_MATH))
+    hashes = [r.program_hash for r in store.list()]
+    assert hashes[0] == hashes[1] != hashes[2]
+
+
+def test_adding_an_id_twice_keeps_the_first_and_no_duplicate(tmp_path):
+    store = ProgramStore(tmp_path)
+    assert store.add(make_record(found_at="2026-01-01T00:00:10Z"))
+    assert store.add(make_record(values=WRONG_MATH, found_at="2026-01-02T00:00:00Z")) is False
+    assert len(store) == 1 and len(list((tmp_path / "programs").iterdir())) == 1
+    assert store.get("math-t-r00003").record.found_at == "2026-01-01T00:00:10Z"
+    assert store.get("math-t-r00003").program.values["return_reg"] == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def _race(root, barrier, results) -> None:
+    barrier.wait()
+    results.put(ProgramStore(root).add(make_record()))
+
+
+def test_processes_racing_to_add_one_id_store_it_exactly_once(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    workers = [ctx.Process(target=_race, args=(tmp_path, barrier, results)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    assert sorted(outcomes) == [False, False, False, True]
+    assert [p.name for p in (tmp_path / "programs").iterdir()] == ["math-t-r00003"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert ProgramStore(tmp_path).get("math-t").record.id == "math-t-r00003"
+
+
+def test_leftovers_of_a_crash_are_ignored(tmp_path):
+    store = ProgramStore(tmp_path)
+    store.add(make_record(restart=1))
+    leftover = tmp_path / ".tmp-abc123"  # crashed before its rename
+    leftover.mkdir()
+    (leftover / "program.json").write_text("{")
+    half = tmp_path / "programs" / "math-t-r00002"  # a program folder without its record
+    half.mkdir()
+    (half / "program.json").write_text(json.dumps(make_record().program))
+    assert [r.id for r in store.list()] == ["math-t-r00001"]
+    assert len(store) == 1 and "math-t-r00002" not in store
+    assert store.get("math-t").record.id == "math-t-r00001"
+    with pytest.raises(UnknownProgram):
+        store.get("math-t-r00002")
+    assert store.add(make_record(restart=4)) and len(store) == 2
+
+
+def test_an_add_that_fails_midway_leaves_nothing(tmp_path, monkeypatch):
+    store = ProgramStore(tmp_path)
+
+    def broken_save(obj, f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        store.add(make_record(), {"net_0": {"w0": torch.ones(1)}})
+    assert len(store) == 0 and list((tmp_path / "programs").iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["programs"]
+    monkeypatch.undo()
+    assert store.add(make_record(), {"net_0": {"w0": torch.ones(1)}})
+
+
+def test_lookup_by_unique_prefix_with_clear_errors(tmp_path):
+    store = ProgramStore(tmp_path)
+    for sweep, restart, found in [("math-a", 2, "2026-01-01T00:00:03Z"),
+                                  ("math-a", 1, "2026-01-01T00:00:02Z"),
+                                  ("math-b", 1, "2026-01-01T00:00:01Z")]:
+        store.add(make_record(sweep, restart, found_at=found))
+    assert [r.id for r in store.list()] == ["math-b-r00001", "math-a-r00001", "math-a-r00002"]
+    assert [r.id for r in store.list(sweep="math-a")] == ["math-a-r00001", "math-a-r00002"]
+    assert store.get("math-b").record.id == "math-b-r00001"
+    assert store.get("math-a-r00002").record.restart == 2
+    with pytest.raises(UnknownProgram) as ambiguous:
+        store.get("math-a")
+    assert str(ambiguous.value) == "'math-a' matches 2 programs: math-a-r00001, math-a-r00002"
+    with pytest.raises(UnknownProgram) as unknown:
+        store.get("zzz")
+    assert str(unknown.value) == f"no program 'zzz' in store {tmp_path} (3 programs; `ntpt programs list`)"
+    store.add(make_record("math-a-r00001x", 0))  # an id that extends another id
+    assert store.get("math-a-r00001").record.id == "math-a-r00001"
+
+
+def test_export_gives_a_folder_that_load_program_reads(tmp_path):
+    store = ProgramStore(tmp_path / "store")
+    library = {"net_0": {"w0": torch.ones(2, 2), "b0": torch.zeros(1, 2)}}
+    store.add(make_record(), library)
+    copy = store.export("math-t", tmp_path / "copy")
+    assert copy == tmp_path / "copy"
+    program, snapshot = load_program(copy)
+    assert program.values["return_reg"] == 0 and program.problem.task == "math"
+    torch.testing.assert_close(snapshot, library)
+    (tmp_path / "dir").mkdir()
+    assert store.export("math-t-r00003", tmp_path / "dir") == tmp_path / "dir" / "math-t-r00003"
+    assert json.loads((tmp_path / "dir" / "math-t-r00003" / "record.json").read_text())["seed"] == 1003
+
+
+def test_default_store(monkeypatch, tmp_path):
+    monkeypatch.delenv("NTPT_STORE", raising=False)
+    assert str(default_store()) == "runs/store"
+    monkeypatch.setenv("NTPT_STORE", str(tmp_path))
+    assert default_store() == tmp_path
+    assert str(default_store("elsewhere")) == "elsewhere"
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    store = ProgramStore(tmp_path / "store")
+    store.add(make_record(restart=3))
+    store.add(make_record(restart=4, values=WRONG_MATH, found_at="2026-01-01T00:00:20Z"))
+    return str(store.root)
+
+
+def test_cli_programs_list_and_show(store_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # room for every column of the table
+    runner = CliRunner()
+    listed = runner.invoke(app, ["programs", "list", "--store", store_dir])
+    assert listed.exit_code == 0, listed.output
+    assert "math-t-r00003" in listed.output and "math-t-r00004" in listed.output
+    assert "2-3,16" in listed.output
+    shown = runner.invoke(app, ["programs", "show", "math-t-r00003", "--store", store_dir])
+    assert shown.exit_code == 0, shown.output
+    assert "sweep math-t, restart 3, seed 1003" in shown.output
+    assert "16: 1.0000" in shown.output and "1536: 1.000" in shown.output
+    for line in math_program(MATH).listing().splitlines():
+        assert line in shown.output
+    missing = runner.invoke(app, ["programs", "list", "--store", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "no program store at" in missing.output
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["programs", "list", "--store", str(tmp_path / "empty")])
+    assert empty.exit_code == 0 and "is empty" in empty.output
+    ambiguous = runner.invoke(app, ["programs", "show", "math-t", "--store", store_dir])
+    assert ambiguous.exit_code == 1 and "'math-t' matches 2 programs" in ambiguous.output
+
+
+def test_cli_run_a_stored_math_program_on_a_16_digit_expression(store_dir):
+    expected = left_to_right(EXPRESSION)
+    spaced = " ".join(EXPRESSION).replace("x", "×").replace("/", "÷")
+    result = CliRunner().invoke(app, ["run", "math-t-r00003", "--input", EXPRESSION, "-i", spaced,
+                                      "--store", store_dir])
+    assert result.exit_code == 0, result.output
+    rows = re.findall(r"│\s*(\d+)\s*│\s*(\d+)\s*│\s*(yes|NO)\s*│", result.output)
+    assert rows == [(str(expected), str(expected), "yes")] * 2
+    wrong = CliRunner().invoke(app, ["run", "math-t-r00004", "-i", EXPRESSION, "--store", store_dir])
+    assert wrong.exit_code == 0
+    assert re.findall(r"│\s*(\d+)\s*│\s*(\d+)\s*│\s*(yes|NO)\s*│", wrong.output) == [
+        (EXPRESSION[-1], str(expected), "NO")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-i", "3+"], "--input '3+': an expression alternates digits and operators, e.g. 3+4x2"),
+    (["-i", "3+12"], "--input '3+12': an expression alternates digits and operators"),
+    (["-i", "3?4"], "--input '3?4': '?' is neither a digit 0-9 nor an operator + - x /"),
+    (["-i", "3+4", "--ints", "1 2 3"], "--ints is for APPLY2X2 programs"),
+    (["-i", "3+4", "--images"], "has no stored nets to read images with; run it without --images"),
+])
+def test_cli_run_rejects_bad_input_in_one_line(store_dir, args, message):
+    result = CliRunner().invoke(app, ["run", "math-t-r00003", *args, "--store", store_dir])
+    assert result.exit_code == 1
+    assert message in result.output and result.output.strip().count("\n") == 0
+
+
+def test_cli_run_a_perceptual_program_on_images(tmp_path):
+    store = ProgramStore(tmp_path)
+    record = make_record(perceptual=True)
+    nets = problem("math", perceptual=True).compile(2).nets
+    store.add(record, NeuralLibrary(nets, [0]).snapshot(0))  # untrained nets: any output will do
+    result = CliRunner().invoke(app, ["run", "math-t", "-i", "3+4x2", "--images", "--seed", "5",
+                                      "--store", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "its nets on test-set images (seed 5)" in result.output
+    exact = CliRunner().invoke(app, ["run", "math-t", "-i", "3+4x2", "--store", str(tmp_path)])
+    assert re.findall(r"│\s*(\d+)\s*│\s*(\d+)\s*│\s*(yes|NO)\s*│", exact.output) == [("14", "14", "yes")]
