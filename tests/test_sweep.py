@@ -1,0 +1,194 @@
+"""Sweep building blocks without Ray: specs, the convergence rule, per-restart Adam, slots, workers."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ntpt_ray.problems import problem
+from ntpt_ray.sweep import ConvergenceRule, SpecError, load_spec, parse_spec
+from ntpt_ray.sweep.state import SweepDirectory, resolve_start_library
+from ntpt_ray.sweep.worker import Assignment, LibraryVersion, RestartWorker
+from ntpt_ray.train.optim import RestartAdam
+from ntpt_ray.train.restarts import RestartBatch, TrainConfig
+
+SEARCH = Path(__file__).resolve().parents[1] / "search"
+MINIMAL = {"name": "t", "problem": {"task": "add2x2:top"}}
+
+
+# ---- specs
+
+@pytest.mark.parametrize("path", sorted(SEARCH.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_specs_load(path):
+    spec = load_spec(path)
+    assert spec.name == tomllib.loads(path.read_text())["name"]
+    assert spec.train_config().steps == spec.train.steps
+
+
+def test_the_shipped_specs_cover_every_task_family():
+    names = {p.stem for p in SEARCH.glob("*.toml")}
+    assert {"math", "math_onehot", "add2x2", "apply2x2"} <= names
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"problem": {"task": "add3x3"}}, "[problem] task: unknown task 'add3x3'; allowed: add2x2:top"),
+    ({"train": {"lr": -1}}, "[train] lr: Input should be greater than 0 (got -1)"),
+    ({"train": {"stepz": 5}}, "[train] unknown field 'stepz'; allowed: steps, batch_size, lr"),
+    ({"stop": {"policy": "best"}}, "[stop] policy: Input should be 'first', 'programs' or 'all'"),
+    ({"restarts": {"actors": 0}}, "[restarts] actors"),
+    ({"convergence": {"jump": 1.5}}, "[convergence] jump: Input should be less than or equal to 1"),
+    ({"verify": {"test_lengths": [2, 0]}}, "[verify] test_lengths.1: Input should be greater than"),
+    ({"problem": {"task": "math", "hypers": {"N_DIGITZ": 3}}}, "[problem]: "),
+    ({"extra": 1}, "unknown field 'extra'; allowed: name, description, problem"),
+    ({"name": "a b"}, "name: String should match pattern"),
+])
+def test_a_bad_spec_gets_one_error_naming_the_field(change, message):
+    data = {**MINIMAL, **change}
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, source="s.toml")
+    assert str(info.value).startswith("s.toml: ")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_section_and_bad_toml_are_named(tmp_path):
+    with pytest.raises(SpecError, match=r"^<spec>: missing section \[problem\]$"):
+        parse_spec({"name": "t"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 't'\n[problem\n")
+    with pytest.raises(SpecError, match=r"bad.toml: not valid TOML: .*line 2"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="no such sweep spec"):
+        load_spec(tmp_path / "absent.toml")
+
+
+def test_sweep_id_follows_what_changes_the_search_only():
+    spec = parse_spec(MINIMAL)
+    same = parse_spec({**MINIMAL, "restarts": {"actors": 1, "per_actor": 3, "total": 5},
+                       "stop": {"policy": "all"}})
+    other = parse_spec({**MINIMAL, "train": {"lr": 0.05}})
+    reseeded = parse_spec({**MINIMAL, "restarts": {"seed": 3}})
+    assert spec.sweep_id == same.sweep_id
+    assert len({spec.sweep_id, other.sweep_id, reseeded.sweep_id}) == 3
+    assert spec.sweep_id.startswith("t-")
+
+
+# ---- convergence rule
+
+def test_convergence_fires_on_a_jump_to_a_high_accuracy():
+    rule = ConvergenceRule(jump=0.2, window=3, min_accuracy=0.5)
+    assert not rule.fires([0.1])
+    assert not rule.fires([0.1, 0.2, 0.25, 0.3])  # slow climb
+    assert rule.fires([0.1, 0.2, 0.2, 0.6])  # jump
+    assert not rule.fires([0.1, 0.1, 0.1, 0.45])  # jump, but below min_accuracy
+    assert rule.fires([0.2, 0.3, 0.4, 0.55])  # 0.35 above the lowest of the window
+    assert not rule.fires([0.1, 0.6, 0.6, 0.6, 0.65])  # the jump left the window
+
+
+def test_convergence_does_not_refire_on_a_plateau_after_a_failed_check():
+    rule = ConvergenceRule(jump=0.2, window=4, min_accuracy=0.4)
+    curve = [0.1, 0.1, 0.5]
+    assert rule.fires(curve)
+    assert not rule.fires(curve + [0.55], last_checked=0.5)
+    assert rule.fires(curve + [0.62], last_checked=0.5)
+
+
+def test_convergence_rule_rejects_nonsense():
+    with pytest.raises(ValueError):
+        ConvergenceRule(jump=2)
+    with pytest.raises(ValueError):
+        ConvergenceRule(window=0)
+
+
+# ---- per-restart Adam and slots
+
+def test_restart_adam_matches_torch_adam_and_resets_one_restart():
+    torch.manual_seed(0)
+    start = torch.randn(3, 4, 5)
+    ours, theirs = start.clone().requires_grad_(), start.clone().requires_grad_()
+    mine, torchs = RestartAdam([([ours], 0.1)], 3), torch.optim.Adam([theirs], lr=0.1)
+    for k in range(5):
+        for p, opt in ((ours, mine), (theirs, torchs)):
+            opt.zero_grad()
+            ((p - k) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(ours, theirs)
+    # restart 1 frozen: untouched; restart 0 reset: moves like a fresh Adam's first step
+    before = ours.detach().clone()
+    mine.reset(0)
+    mine.zero_grad()
+    (ours ** 2).sum().backward()
+    grad = ours.grad.clone()
+    mine.step(torch.tensor([True, False, True]))
+    torch.testing.assert_close(ours[1], before[1])
+    torch.testing.assert_close(ours[0], before[0] - 0.1 * grad[0].sign(), rtol=1e-4, atol=1e-5)
+    assert mine.steps.tolist() == [1, 5, 6]
+
+
+def test_a_reset_slot_trains_like_a_fresh_restart():
+    prob = problem("add2x2:left")
+    config = TrainConfig(steps=6, val_size=8, test_size=8)
+    batch = RestartBatch(prob, [1, 2], config, data_seed=5)
+    for _ in range(3):
+        batch.step()
+    batch.reset(1, 42)
+    fresh = RestartBatch(prob, [42], config, data_seed=5)
+    fresh.rng = np.random.default_rng(99)
+    batch.rng = np.random.default_rng(99)
+    for _ in range(3):
+        batch.step()
+        fresh.step()
+    for name in batch.logits:
+        torch.testing.assert_close(batch.logits[name][1], fresh.logits[name][0], rtol=1e-4, atol=1e-5)
+    assert batch.steps_done.tolist() == [6, 3]
+    batch.freeze(0)
+    frozen = {n: v[0].detach().clone() for n, v in batch.logits.items()}
+    batch.step()
+    assert all(torch.equal(batch.logits[n][0], frozen[n]) for n in frozen)
+    assert batch.steps_done.tolist() == [6, 4]
+
+
+# ---- the worker protocol, in-process
+
+def test_worker_trains_reports_verifies_and_frees_slots():
+    spec = parse_spec({"name": "w", "problem": {"task": "add2x2:top"},
+                       "restarts": {"per_actor": 3},
+                       "train": {"steps": 150}, "convergence": {"val_every": 50, "val_size": 40},
+                       "verify": {"beam": 64, "test_size": 40}})
+    worker = RestartWorker(spec, data_seed=1)
+    reply = worker.advance(start=[Assignment(r, 1000 + r, 0) for r in range(3)],
+                           library=LibraryVersion(0, {}))
+    assert sorted(reply.accuracy) == [0, 1, 2] and set(reply.steps.values()) == {50}
+    with pytest.raises(ValueError, match="free slots"):
+        worker.advance(start=[Assignment(9, 9, 0)])
+    for _ in range(2):
+        reply = worker.advance()
+    assert sorted(reply.finished) == [0, 1, 2]
+    reply = worker.advance(verify=[0, 1, 2], start=[Assignment(3, 1003, 0)])
+    assert [c.restart for c in reply.checked] == [0, 1, 2]
+    assert all(c.finished for c in reply.checked)
+    assert any(c.verified for c in reply.checked)  # add2x2:top succeeds in nearly every restart
+    for c in reply.checked:
+        assert len(c.val_curve) == 3 and c.program["task"] == "add2x2:top"
+        assert c.verified == all(a == 1 for a in c.verification["test_accuracy"].values())
+    assert worker.free_slots == 2 and list(reply.steps) == [3] and reply.steps[3] == 50
+
+
+def test_start_library_resolution(tmp_path):
+    assert resolve_start_library(None, tmp_path) == ({}, "fresh")
+    with pytest.raises(FileNotFoundError, match=r"\[library\] start: no library at"):
+        resolve_start_library(str(tmp_path / "nope.pt"), tmp_path)
+    with pytest.raises(FileNotFoundError, match="no sweep named 'grid'"):
+        resolve_start_library("sweep:grid", tmp_path)
+    nets = {"net_0": {"w0": torch.ones(2, 2)}}
+    spec = parse_spec({"name": "grid", "problem": {"task": "add2x2:top", "perceptual": True}})
+    directory = SweepDirectory(tmp_path, spec)
+    state = directory.create({}, "fresh")
+    directory.add_library(state, nets, "grid-r00001", 0.9)
+    found, source = resolve_start_library("sweep:grid", tmp_path)
+    assert torch.equal(found["net_0"]["w0"], nets["net_0"]["w0"]) and source.endswith("v1")
+    assert directory.load().libraries[1].source == "grid-r00001"

@@ -1,0 +1,210 @@
+"""Sweeps on real Ray: an embedded local Ray, and a `ray start --head` cluster on loopback that
+the tests start and stop themselves; actors and drivers are killed for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ntpt_ray.store import ProgramStore
+from ntpt_ray.sweep import parse_spec
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1",
+       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray keeps a loopback node address as it is
+       "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "200"}
+ENV.pop("NTPT_STORE", None)
+SMALL_MATH = """
+name = "{name}"
+[problem]
+task = "math"
+[restarts]
+total = {total}
+per_actor = 2
+actors = 2
+seed = {seed}
+[train]
+steps = 300
+[convergence]
+val_every = 25
+val_size = 40
+[verify]
+beam = 256
+test_size = 40
+[stop]
+policy = "{policy}"
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes_of(temp: str) -> list[int]:
+    """Pids of the Ray processes whose command line names ``temp``, and their descendants."""
+    parents, found = {}, set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if temp in cmdline:
+            found.add(int(entry.name))
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= children
+        grew = bool(children)
+    return sorted(found - {os.getpid()})
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A one-node Ray cluster with 2 CPUs, bound to 127.0.0.1; killed (only it) afterwards."""
+    temp = tempfile.mkdtemp(prefix="ntpt-ray-", dir="/tmp")  # short: Ray's socket paths are long
+    address = f"127.0.0.1:{_free_port()}"
+    subprocess.run([BIN / "ray", "start", "--head", "--node-ip-address=127.0.0.1",
+                    f"--port={address.split(':')[1]}", "--num-cpus=2", "--include-dashboard=false",
+                    f"--temp-dir={temp}", "--disable-usage-stats"],
+                   env=ENV, check=True, timeout=180, capture_output=True)
+    yield address, temp
+    for pid in _processes_of(temp):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _spec(tmp_path: Path, **fields) -> Path:
+    path = tmp_path / f"{fields['name']}.toml"
+    path.write_text(SMALL_MATH.format(**fields))
+    return path
+
+
+def _sweep(spec: Path, store: Path, *args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([BIN / "ntpt", "sweep", str(spec), "--store", str(store), *args],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **popen)
+
+
+def _state(store: Path, spec: Path) -> dict:
+    sweep = parse_spec(tomllib.loads(spec.read_text())).sweep_id
+    path = store / "sweeps" / sweep / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {"outcomes": {}}
+
+
+def _wait_for_outcomes(process: subprocess.Popen, store: Path, spec: Path, n: int,
+                       timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while len(_state(store, spec)["outcomes"]) < n:
+        assert process.poll() is None, process.stdout.read()
+        assert time.time() < deadline, f"fewer than {n} restarts finished in {timeout} s"
+        time.sleep(0.5)
+
+
+def _actor_pids(temp: str) -> list[int]:
+    pids = []
+    for pid in _processes_of(temp):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::RestartWorker"):
+                pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+def _check_store(store: Path, spec: Path, state: dict) -> list[str]:
+    """Every verified outcome has exactly one stored program, and nothing else is stored."""
+    sweep = parse_spec(tomllib.loads(spec.read_text())).sweep_id
+    ids = [r.id for r in ProgramStore(store).list(sweep)]
+    verified = sorted(int(r) for r, o in state["outcomes"].items() if o == "verified")
+    assert len(ids) == len(set(ids))
+    assert sorted(int(i.rsplit("-r", 1)[1]) for i in ids) == verified
+    return ids
+
+
+def _left_to_right(text: str) -> int:
+    ops = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "x": lambda a, b: a * b,
+           "/": lambda a, b: 18 if b == 0 else a // b}
+    value = int(text[0])
+    for op, digit in zip(text[1::2], text[2::2]):
+        value = ops[op](value, int(digit)) % 19
+    return value
+
+
+@pytest.mark.slow
+def test_math_onehot_sweep_on_embedded_ray_stores_a_program_that_runs(tmp_path):
+    store = tmp_path / "store"
+    spec = Path(__file__).resolve().parents[1] / "search" / "math_onehot.toml"
+    done = subprocess.run([BIN / "ntpt", "sweep", str(spec), "--store", str(store)], env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "stopped by first verified program" in done.stdout
+    first = re.search(r"first program stored this session: (\S+)", done.stdout).group(1)
+    shown = subprocess.run([BIN / "ntpt", "programs", "show", first, "--store", str(store)],
+                           env=ENV, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "block_0:" in shown.stdout and "APPLY" in shown.stdout
+    expression = "7+3x9-4/2+8x6-1+5/0x3-9+2x4-6+1"  # 16 digits, a division by zero among them
+    run = subprocess.run([BIN / "ntpt", "run", first, "--input", expression, "--store", str(store)],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    row = next(line for line in run.stdout.splitlines() if "7+3" in line.replace(" ", ""))
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    assert cells[1:] == [str(_left_to_right(expression))] * 2 + ["yes"], row
+
+
+@pytest.mark.slow
+def test_killing_an_actor_reruns_its_restarts_and_loses_nothing(cluster, tmp_path):
+    address, temp = cluster
+    spec, store = _spec(tmp_path, name="kill-actor", total=8, seed=1, policy="all"), tmp_path / "s"
+    sweep = _sweep(spec, store, "--address", address)
+    _wait_for_outcomes(sweep, store, spec, 1)
+    victims = _actor_pids(temp)
+    assert len(victims) == 2, victims
+    os.kill(victims[0], signal.SIGKILL)
+    out, _ = sweep.communicate(timeout=400)
+    assert sweep.returncode == 0, out
+    state = _state(store, spec)
+    assert sorted(map(int, state["outcomes"])) == list(range(8)), out
+    lost, rerun = map(int, re.search(r"actors lost / restarts re-run\W+(\d+) / (\d+)", out).groups())
+    assert lost == 1 and rerun >= 1, out
+    _check_store(store, spec, state)
+
+
+@pytest.mark.slow
+def test_a_killed_driver_resumes_without_losing_or_duplicating(cluster, tmp_path):
+    address, temp = cluster
+    spec, store = _spec(tmp_path, name="kill-driver", total=8, seed=2, policy="all"), tmp_path / "s"
+    sweep = _sweep(spec, store, "--address", address)
+    _wait_for_outcomes(sweep, store, spec, 2)
+    sweep.kill()  # SIGKILL: no cleanup, no final state write
+    sweep.communicate(timeout=60)
+    before = _state(store, spec)["outcomes"]
+    stored_before = _check_store(store, spec, _state(store, spec))
+    again = subprocess.run([BIN / "ntpt", "sweep", str(spec), "--store", str(store), "--address",
+                            address], env=ENV, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "pass --resume to continue it" in again.stderr
+    resumed = _sweep(spec, store, "--address", address, "--resume")
+    out, _ = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, out
+    state = _state(store, spec)
+    assert sorted(map(int, state["outcomes"])) == list(range(8))
+    assert {r: state["outcomes"][r] for r in before} == before
+    assert re.search(rf"restarts done\W+8/8 \({8 - len(before)} this session\)", out), out
+    assert set(stored_before) <= set(_check_store(store, spec, state))
