@@ -7,10 +7,13 @@
 # Environment (defaults in brackets):
 #   NTPT_HEAD_PORT      GCS port of the head node [6379]
 #   NTPT_WORKERS        worker nodes started besides the head [1]
-#   NTPT_CPUS_PER_NODE  CPUs each node (head included) advertises [2]
+#   NTPT_CPUS_PER_NODE  CPUs each node (head included) advertises [this machine's CPUs / nodes]
 #   RAY_AUTH_MODE       exported to every Ray process [disabled]; export the SAME value in the
 #                       shell that runs `ntpt sweep`, or it cannot join the cluster
 #   NTPT_RAY            the ray executable [ray]
+#
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is exported too: without it Ray replaces 127.0.0.1 by the
+# machine's network address and listens on every interface; with it every node stays on loopback.
 #
 # The nodes together get (NTPT_WORKERS + 1) * NTPT_CPUS_PER_NODE CPUs; `up` refuses to give them
 # more than the machine has (each sweep actor takes one CPU and runs torch on one thread).
@@ -18,10 +21,17 @@ set -euo pipefail
 
 PORT="${NTPT_HEAD_PORT:-6379}"
 WORKERS="${NTPT_WORKERS:-1}"
-CPUS="${NTPT_CPUS_PER_NODE:-2}"
+# nproc alone would answer OMP_NUM_THREADS (exported below as 1).
+HAVE="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
+if [[ "$WORKERS" =~ ^[0-9]+$ ]] && (( HAVE / (10#$WORKERS + 1) >= 1 )); then
+    CPUS="${NTPT_CPUS_PER_NODE:-$(( HAVE / (10#$WORKERS + 1) ))}"
+else
+    CPUS="${NTPT_CPUS_PER_NODE:-1}"
+fi
 RAY="${NTPT_RAY:-ray}"
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 
 usage() {
     cat >&2 <<USAGE
@@ -32,7 +42,8 @@ usage: $(basename "$0") up|down|status
   status  show the cluster's nodes and resources
 
 environment: NTPT_HEAD_PORT=$PORT NTPT_WORKERS=$WORKERS NTPT_CPUS_PER_NODE=$CPUS RAY_AUTH_MODE=$RAY_AUTH_MODE
-then run:    export RAY_AUTH_MODE=$RAY_AUTH_MODE; ntpt sweep SPEC.toml --address 127.0.0.1:$PORT
+then run:    export RAY_AUTH_MODE=$RAY_AUTH_MODE RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+             ntpt sweep SPEC.toml --address 127.0.0.1:$PORT
 USAGE
 }
 
@@ -52,9 +63,7 @@ up() {
     is_count "$CPUS" && (( 10#$CPUS >= 1 )) || die "NTPT_CPUS_PER_NODE must be >= 1, got '$CPUS'"
     PORT=$((10#$PORT)) WORKERS=$((10#$WORKERS)) CPUS=$((10#$CPUS))  # "08" is not octal here
     need_ray
-    local have total
-    # nproc alone would answer OMP_NUM_THREADS (exported above as 1).
-    have="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
+    local have=$HAVE total
     total=$(( (WORKERS + 1) * CPUS ))
     (( total <= have )) ||
         die "$((WORKERS + 1)) nodes x $CPUS CPUs = $total CPUs, but this machine has $have;" \
@@ -73,7 +82,7 @@ up() {
     cat <<DONE
 
 Ray cluster up: $((WORKERS + 1)) nodes, $total CPUs. In the shell that runs the sweep:
-    export RAY_AUTH_MODE=$RAY_AUTH_MODE
+    export RAY_AUTH_MODE=$RAY_AUTH_MODE RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
     ntpt sweep search/math.toml --address 127.0.0.1:$PORT
 Stop it with: $0 down
 DONE

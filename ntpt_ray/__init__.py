@@ -1,8 +1,16 @@
 """Neural TerpreT (Gaunt et al., ICML 2017): differentiable programs with neural libraries.
 
+On one machine:
+
 >>> from ntpt_ray import TrainConfig, problem, train_restarts
 >>> summary = train_restarts(problem("math"), restarts=64, vectorise=32, config=TrainConfig())
 >>> print(summary.winner.listing())
+
+As a sweep on Ray (an embedded local Ray unless ``address`` is given), programs kept in a store:
+
+>>> from ntpt_ray import ProgramStore, load_spec, run_sweep
+>>> result = run_sweep(load_spec("search/math_onehot.toml"), store="runs/store")
+>>> print(ProgramStore("runs/store").get(result.programs[0]).program.listing())
 """
 
 from .lang.errors import NTPTError
@@ -10,6 +18,8 @@ from .lang.model import CompiledModel, Model
 from .library import NeuralLibrary, OracleLibrary
 from .problems import Problem, problem
 from .program import LearnedProgram
+from .store import ProgramRecord, ProgramStore, StoredProgram
+from .sweep import SpecError, SweepError, SweepResult, SweepSpec, load_spec, run_sweep
 from .train.beam import top_programs
 from .train.restarts import RestartBatch, TrainConfig
 from .train.run import RunSummary, load_program, save_run, train_restarts
@@ -17,6 +27,8 @@ from .train.verify import Verification, Verifier
 
 __all__ = [
     "CompiledModel", "LearnedProgram", "Model", "NTPTError", "NeuralLibrary", "OracleLibrary",
-    "Problem", "RestartBatch", "RunSummary", "TrainConfig", "Verification", "Verifier",
-    "load_program", "problem", "save_run", "top_programs", "train_restarts",
+    "Problem", "ProgramRecord", "ProgramStore", "RestartBatch", "RunSummary", "SpecError",
+    "StoredProgram", "SweepError", "SweepResult", "SweepSpec", "TrainConfig", "Verification",
+    "Verifier", "load_program", "load_spec", "problem", "run_sweep", "save_run", "top_programs",
+    "train_restarts",
 ]

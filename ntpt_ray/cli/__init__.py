@@ -24,5 +24,6 @@ for command in (training.check, training.train, training.show, training.evaluate
                 training.data):
     app.command()(command)
 app.command()(sweep.sweep)
+app.command(name="bench-sweep")(sweep.bench_sweep)
 app.command()(programs.run)
 app.add_typer(programs.app, name="programs")

@@ -72,3 +72,61 @@ def sweep(
         console.print(f"first program stored this session: {stored.record.id}")
         console.print(stored.program.listing(), highlight=False)
         console.print(f"`ntpt programs show {stored.record.id}` prints it with its provenance")
+
+
+def bench_sweep(
+    spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="A symbolic sweep spec.")] = Path(
+        "search/math_onehot.toml"),
+    restarts: Annotated[int, typer.Option(help="Restarts per scaling sweep.")] = 32,
+    per_actor: Annotated[int, typer.Option(help="Restarts vectorised per actor (scaling).")] = 8,
+    steps: Annotated[int, typer.Option(help="Budget per restart (scaling).")] = 300,
+    repeats: Annotated[int, typer.Option(help="Alternated 1-actor/2-actor pairs.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Sweeps timed to their first verified program.")] = 5,
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON.")] = None,
+) -> None:
+    """Benchmark sweeps on an embedded Ray: 1 vs 2 actors, coordinator overhead, time to the
+    first verified program."""
+    import dataclasses
+    import json
+    import os
+    import statistics
+
+    import ray
+
+    from ..sweep import SpecError, load_spec
+    from ..sweep.bench import run_bench
+
+    try:
+        spec = load_spec(spec_file)
+    except SpecError as exc:
+        fail(str(exc))
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    try:
+        bench = run_bench(spec, restarts=restarts, per_actor=per_actor, steps=steps,
+                          repeats=repeats, seeds=range(seeds), progress=console.print)
+    finally:
+        ray.shutdown()
+    one, two = bench.median_rate(1), bench.median_rate(2)
+    table = Table(title=f"{spec.name}: {restarts} restarts x {steps} steps, {per_actor} per actor, "
+                        f"{repeats} runs each (medians)")
+    for column in ("actors", "restarts/min", "runs"):
+        table.add_column(column)
+    for actors, rate in ((1, one), (2, two)):
+        runs = ", ".join(f"{r.restarts_per_minute:.1f}" for r in bench.scaling if r.actors == actors)
+        table.add_row(str(actors), f"{rate:.1f}", runs)
+    console.print(table)
+    console.print(f"2 actors / 1 actor: [bold]{two / one:.2f}x[/]; coordinator overhead "
+                  f"{bench.overhead:.2%} of wall time (median)")
+    times = [t for t in bench.first_verified.values() if t is not None]
+    found = f"{len(times)}/{len(bench.first_verified)} sweeps found one"
+    if times:
+        console.print(f"time to the first verified program, 2 actors: median "
+                      f"[bold]{statistics.median(times):.1f} s[/] ({found}; "
+                      + ", ".join(f"seed {s}: {'-' if t is None else f'{t:.1f}'} s"
+                                  for s, t in bench.first_verified.items()) + ")")
+    else:
+        console.print(f"no sweep found a verified program ({found})")
+    if out is not None:
+        out.write_text(json.dumps({**dataclasses.asdict(bench), "ratio": two / one,
+                                   "overhead": bench.overhead}, indent=1))

@@ -22,9 +22,9 @@ class ConvergenceRule:
       without success (so a restart is not re-verified on every validation of a plateau).
     """
 
-    jump: float = 0.2
+    jump: float = 0.1
     window: int = 4
-    min_accuracy: float = 0.4
+    min_accuracy: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0 <= self.jump <= 1 or not 0 <= self.min_accuracy <= 1:

@@ -71,9 +71,9 @@ class TrainSection(_Section):
 class ConvergenceSection(_Section):
     val_every: Positive = TrainConfig.val_every  # steps between validations
     val_size: Positive = TrainConfig.val_size  # validation examples per length
-    jump: Fraction = 0.2  # rise of validation accuracy that signals convergence...
+    jump: Fraction = 0.1  # rise of validation accuracy that signals convergence...
     window: Positive = 4  # ...over this many validations
-    min_accuracy: Fraction = 0.4  # and the accuracy it must reach
+    min_accuracy: Fraction = 0.3  # and the accuracy it must reach
     at_end: bool = True  # also verify every restart when its budget is spent
 
 
