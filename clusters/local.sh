@@ -12,8 +12,8 @@
 #                       shell that runs `ntpt sweep`, or it cannot join the cluster
 #   NTPT_RAY            the ray executable [ray]
 #
-# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is exported too: without it Ray replaces 127.0.0.1 by the
-# machine's network address and listens on every interface; with it every node stays on loopback.
+# Ray 2.60 replaces 127.0.0.1 by the machine's network address for multi-node clusters (it
+# refuses loopback-only ones), so the nodes listen on that address too: use a firewalled machine.
 #
 # The nodes together get (NTPT_WORKERS + 1) * NTPT_CPUS_PER_NODE CPUs; `up` refuses to give them
 # more than the machine has (each sweep actor takes one CPU and runs torch on one thread).
@@ -31,7 +31,6 @@ fi
 RAY="${NTPT_RAY:-ray}"
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 
 usage() {
     cat >&2 <<USAGE
@@ -42,8 +41,7 @@ usage: $(basename "$0") up|down|status
   status  show the cluster's nodes and resources
 
 environment: NTPT_HEAD_PORT=$PORT NTPT_WORKERS=$WORKERS NTPT_CPUS_PER_NODE=$CPUS RAY_AUTH_MODE=$RAY_AUTH_MODE
-then run:    export RAY_AUTH_MODE=$RAY_AUTH_MODE RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
-             ntpt sweep SPEC.toml --address 127.0.0.1:$PORT
+then run:    export RAY_AUTH_MODE=$RAY_AUTH_MODE; ntpt sweep SPEC.toml --address 127.0.0.1:$PORT
 USAGE
 }
 
@@ -82,7 +80,7 @@ up() {
     cat <<DONE
 
 Ray cluster up: $((WORKERS + 1)) nodes, $total CPUs. In the shell that runs the sweep:
-    export RAY_AUTH_MODE=$RAY_AUTH_MODE RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    export RAY_AUTH_MODE=$RAY_AUTH_MODE
     ntpt sweep search/math.toml --address 127.0.0.1:$PORT
 Stop it with: $0 down
 DONE

@@ -192,3 +192,19 @@ def test_start_library_resolution(tmp_path):
     found, source = resolve_start_library("sweep:grid", tmp_path)
     assert torch.equal(found["net_0"]["w0"], nets["net_0"]["w0"]) and source.endswith("v1")
     assert directory.load().libraries[1].source == "grid-r00001"
+
+
+def test_frozen_nets_are_used_but_never_trained():
+    prob = problem("apply2x2:top", perceptual=True)
+    config = TrainConfig(steps=3, batch_size=4, val_size=4, test_size=4, frozen_nets=("net_0",))
+    batch = RestartBatch(prob, [1, 2], config)
+    before = {name: net.snapshot(0) for name, net in batch.library.nets.items()}
+    for _ in range(3):
+        batch.step()
+    after = {name: net.snapshot(0) for name, net in batch.library.nets.items()}
+    assert all(torch.equal(before["net_0"][k], after["net_0"][k]) for k in before["net_0"])
+    assert not all(torch.equal(before["net_1"][k], after["net_1"][k]) for k in before["net_1"])
+    with pytest.raises(ValueError, match="not @Learn functions"):
+        RestartBatch(prob, [1], TrainConfig(frozen_nets=("net_7",)))
+    with pytest.raises(SpecError, match=r"\[library\] frozen: \['net_7'\] are not nets of the model"):
+        parse_spec({**MINIMAL, "library": {"frozen": ["net_7"]}})

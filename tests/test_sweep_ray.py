@@ -22,7 +22,8 @@ from ntpt_ray.sweep import parse_spec
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1",
-       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray keeps a loopback node address as it is
+       # "0": Ray keeps 127.0.0.1 as the node address and binds loopback only (one node only)
+       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1" if os.environ.get("NTPT_TEST_MULTINODE") == "1" else "0",
        "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "200"}
 ENV.pop("NTPT_STORE", None)
 SMALL_MATH = """
@@ -77,18 +78,54 @@ def _processes_of(temp: str) -> list[int]:
 @pytest.fixture(scope="module")
 def cluster():
     """A one-node Ray cluster with 2 CPUs, bound to 127.0.0.1; killed (only it) afterwards."""
+    address, temp = _start_head(2)
+    yield address, temp
+    _kill_all(_processes_of(temp))
+
+
+def _start_head(cpus: int) -> tuple[str, str]:
     temp = tempfile.mkdtemp(prefix="ntpt-ray-", dir="/tmp")  # short: Ray's socket paths are long
     address = f"127.0.0.1:{_free_port()}"
     subprocess.run([BIN / "ray", "start", "--head", "--node-ip-address=127.0.0.1",
-                    f"--port={address.split(':')[1]}", "--num-cpus=2", "--include-dashboard=false",
-                    f"--temp-dir={temp}", "--disable-usage-stats"],
+                    f"--port={address.split(':')[1]}", f"--num-cpus={cpus}",
+                    "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
                    env=ENV, check=True, timeout=180, capture_output=True)
-    yield address, temp
-    for pid in _processes_of(temp):
+    return address, temp
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.fixture
+def two_nodes():
+    """A head and a worker node, one CPU each; the worker node runs in its own process group
+    (``ray start --block``) so that a test can kill the whole node.
+
+    Ray 2.60 refuses a multi-node cluster confined to loopback (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    is single-node only) and otherwise listens on the machine's address, so this runs only when
+    asked for with NTPT_TEST_MULTINODE=1."""
+    if os.environ.get("NTPT_TEST_MULTINODE") != "1":
+        pytest.skip("multi-node Ray cannot be confined to loopback: set NTPT_TEST_MULTINODE=1")
+    address, temp = _start_head(1)
+    node = subprocess.Popen([BIN / "ray", "start", f"--address={address}", "--node-ip-address=127.0.0.1",
+                             "--num-cpus=1", "--block", "--disable-usage-stats"], env=ENV,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while "0.0/2.0 CPU" not in subprocess.run([BIN / "ray", "status", f"--address={address}"], env=ENV,
+                                              capture_output=True, text=True, timeout=60).stdout:
+        assert time.time() < deadline and node.poll() is None, "the worker node did not join"
+        time.sleep(1)
+    yield address, temp, node
+    try:
+        os.killpg(node.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _kill_all(_processes_of(temp))
 
 
 def _spec(tmp_path: Path, **fields) -> Path:
@@ -208,3 +245,19 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(cluster, tmp_path
     assert {r: state["outcomes"][r] for r in before} == before
     assert re.search(rf"restarts done\W+8/8 \({8 - len(before)} this session\)", out), out
     assert set(stored_before) <= set(_check_store(store, spec, state))
+
+
+@pytest.mark.slow
+def test_losing_a_worker_node_finishes_on_the_head(two_nodes, tmp_path):
+    address, temp, node = two_nodes
+    spec, store = _spec(tmp_path, name="kill-node", total=8, seed=3, policy="all"), tmp_path / "s"
+    sweep = _sweep(spec, store, "--address", address)
+    _wait_for_outcomes(sweep, store, spec, 1)
+    os.killpg(node.pid, signal.SIGKILL)  # the node's raylet and the actor on it
+    out, _ = sweep.communicate(timeout=400)
+    assert sweep.returncode == 0, out
+    state = _state(store, spec)
+    assert sorted(map(int, state["outcomes"])) == list(range(8)), out
+    lost, rerun = map(int, re.search(r"actors lost / restarts re-run\W+(\d+) / (\d+)", out).groups())
+    assert lost >= 1 and rerun >= 1, out
+    _check_store(store, spec, state)

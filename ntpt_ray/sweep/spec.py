@@ -91,6 +91,7 @@ class StopSection(_Section):
 class LibrarySection(_Section):
     start: str | None = None  # a library.pt, a run directory or a stored program's folder
     share: bool = True  # share a better verified library with the actors as a new version
+    frozen: list[str] = Field(default_factory=list)  # nets used as they are (e.g. ["net_0"])
 
 
 class OutputSection(_Section):
@@ -125,7 +126,8 @@ class SweepSpec(_Section):
         return TrainConfig(steps=t.steps, batch_size=t.batch_size, lr=t.lr, library_lr=t.library_lr,
                            init_scale=t.init_scale, entropy_start=t.entropy_start,
                            entropy_end=t.entropy_end, val_every=c.val_every, val_size=c.val_size,
-                           test_size=v.test_size, beam=v.beam)
+                           test_size=v.test_size, beam=v.beam,
+                           frozen_nets=tuple(self.library.frozen))
 
     def build_problem(self) -> Problem:
         """The :class:`Problem` this sweep searches."""
@@ -156,9 +158,13 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         raise SpecError(f"{source}: {_describe(exc.errors()[0])}") from None
     try:
         prob = spec.build_problem()
-        prob.compile(prob.train_lengths[0])
+        nets = prob.compile(prob.train_lengths[0]).nets
     except (NTPTError, ValueError) as exc:
         raise SpecError(f"{source}: [problem]: {exc}") from None
+    unknown = sorted(set(spec.library.frozen) - set(nets))
+    if unknown:
+        raise SpecError(f"{source}: [library] frozen: {unknown} are not nets of the model "
+                        f"(allowed: {', '.join(nets) or 'none'})")
     return spec
 
 

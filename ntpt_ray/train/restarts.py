@@ -36,6 +36,7 @@ class TrainConfig:
     val_size: int = 100  # validation examples per length
     test_size: int = 100  # test examples per test length
     beam: int = 1024  # candidate programs decoded per restart
+    frozen_nets: tuple[str, ...] = ()  # library nets used as they are, never trained
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "val_every", "val_size", "test_size", "beam"):
@@ -86,7 +87,15 @@ class RestartBatch:
             self.library = NeuralLibrary(self.model.nets, self.seeds)
             if library is not None:
                 self.library.load(library)
-            groups.append((list(self.library.parameters()), config.effective_library_lr))
+            unknown = set(config.frozen_nets) - set(self.library.nets)
+            if unknown:
+                raise ValueError(f"frozen nets {sorted(unknown)} are not @Learn functions of model "
+                                 f"'{problem.model}' (it has {', '.join(self.library.nets)})")
+            trained = [net for name, net in self.library.nets.items() if name not in config.frozen_nets]
+            for net in self.library.nets.values():
+                net.requires_grad_(net in trained)
+            groups.append(([p for net in trained for p in net.parameters()],
+                           config.effective_library_lr))
         else:
             self.library = OracleLibrary(self.model.nets)
         self.optimizer = RestartAdam(groups, len(self.seeds))
