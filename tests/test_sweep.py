@@ -208,3 +208,34 @@ def test_frozen_nets_are_used_but_never_trained():
         RestartBatch(prob, [1], TrainConfig(frozen_nets=("net_7",)))
     with pytest.raises(SpecError, match=r"\[library\] frozen: \['net_7'\] are not nets of the model"):
         parse_spec({**MINIMAL, "library": {"frozen": ["net_7"]}})
+
+
+# ---- `ntpt sweep` errors, before any Ray starts
+
+@pytest.mark.parametrize("args, message", [
+    (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there"),
+    (["--actors", "0"], "--actors must be >= 1, got 0"),
+])
+def test_sweep_command_errors_are_one_line(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from ntpt_ray.cli import app
+
+    result = CliRunner().invoke(app, ["sweep", str(SEARCH / "math_onehot.toml"), "--store",
+                                      str(tmp_path), *args])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(f"error: {message}")
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "sweeps").exists()  # nothing written for a sweep that never ran
+
+
+def test_sweep_command_names_the_bad_spec_field(tmp_path):
+    from typer.testing import CliRunner
+
+    from ntpt_ray.cli import app
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "b"\n[problem]\ntask = "math"\n[stop]\npolicy = "best"\n')
+    result = CliRunner().invoke(app, ["sweep", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}: [stop] policy: Input should be 'first', 'programs' or 'all'" in result.output

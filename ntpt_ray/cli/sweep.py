@@ -37,20 +37,24 @@ def sweep(
         fail(f"--actors must be >= 1, got {actors}")
     columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[status]}", markup=False)]
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(f"{spec.sweep_id}: restarts", total=spec.restarts.total, status="")
+    progress = Progress(*columns, console=console)  # shown from the first report on
+    bar = progress.add_task(f"{spec.sweep_id}: restarts", total=spec.restarts.total, status="")
 
-        def show(p) -> None:
-            progress.update(bar, completed=p.done, status=(
-                f"running {p.running}  best val acc {p.best_accuracy:.2f}  verified {p.verified}  "
-                f"{p.restarts_per_minute:.1f} restarts/min  library v{p.library_version}  "
-                f"actors {p.actors}" + (f" (lost {p.lost_actors})" if p.lost_actors else "")))
+    def show(p) -> None:
+        progress.start()
+        progress.update(bar, completed=p.done, status=(
+            f"running {p.running}  best val acc {p.best_accuracy:.2f}  verified {p.verified}  "
+            f"{p.restarts_per_minute:.1f} restarts/min  library v{p.library_version}  "
+            f"actors {p.actors}" + (f" (lost {p.lost_actors})" if p.lost_actors else "")))
 
-        try:
-            result = run_sweep(spec, store=store, address=address, resume=resume, data_dir=data_dir,
-                               actors=actors, on_progress=show)
-        except (SweepError, FileNotFoundError, ValueError, ConnectionError) as exc:
-            fail(str(exc))
+    try:
+        result = run_sweep(spec, store=store, address=address, resume=resume, data_dir=data_dir,
+                           actors=actors, on_progress=show)
+    except (SweepError, FileNotFoundError, ValueError, ConnectionError) as exc:
+        if progress.live.is_started:
+            progress.stop()
+        fail(str(exc))
+    progress.stop()
     table = Table(title=f"sweep {result.sweep}: stopped by {result.stopped_by}", show_header=False)
     first = result.first_verified_seconds
     for name, value in [

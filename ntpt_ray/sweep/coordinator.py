@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -338,8 +339,6 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
     """
     import ray
 
-    from ..data.paths import data_dir as resolve_data_dir
-
     began = time.perf_counter()
     root = default_store(store) if store or os.environ.get("NTPT_STORE") else Path(spec.output.store)
     directory = SweepDirectory(root, spec)
@@ -348,26 +347,18 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
         raise SweepError(f"sweep {spec.sweep_id} already has results in {directory.path} "
                          f"({done} restarts done): pass --resume to continue it, or change "
                          "[restarts] seed or [output] store for a new sweep")
-    if directory.exists:
-        state = directory.load()
-    else:
-        nets, source = resolve_start_library(spec.library.start, root)
-        state = directory.create(nets, source)
+    start = None if directory.exists else resolve_start_library(spec.library.start, root)
+    data = _check_data(spec, data_dir)
     started_ray = not ray.is_initialized()
     if started_ray:
-        env = {"env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}}
-        if address is None:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     runtime_env=env)
-        else:
-            ray.init(address=address, log_to_driver=False, runtime_env=env)
+        _connect(address)
     try:
+        state = directory.load() if start is None else directory.create(*start)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         wanted = spec.restarts.actors if actors is None else actors
         count = cpus if wanted == "auto" else min(int(wanted), cpus)
         if count < 1:
             raise SweepError(f"the Ray cluster has no CPU for an actor ({ray.cluster_resources()})")
-        data = str(resolve_data_dir(data_dir)) if spec.problem.perceptual else None
         coordinator = Coordinator(spec, ProgramStore(root), directory, state, actors=count,
                                   data_dir=data, on_progress=on_progress)
         coordinator.began = began
@@ -375,3 +366,38 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _check_data(spec: SweepSpec, data_dir: str | Path | None) -> str | None:
+    """The data directory the actors read (perceptual sweeps), checked before Ray starts."""
+    if not spec.problem.perceptual:
+        return None
+    from ..data.paths import data_dir as resolve_data_dir
+
+    prob = spec.build_problem()
+    prob.batch(1, length=prob.train_lengths[0], split="train", seed=0, data_dir=data_dir)
+    return str(resolve_data_dir(data_dir))
+
+
+def _connect(address: str | None, timeout: float = 10.0) -> None:
+    """Start an embedded Ray (no address) or join the cluster at ``address``, failing fast with
+    a clear error when nothing answers there."""
+    import ray
+
+    env = {"env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}}
+    if address is None:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 runtime_env=env)
+        return
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+        except OSError as exc:
+            raise SweepError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                             "start one with `ray start --head` or clusters/local.sh up") from None
+    try:
+        ray.init(address=address, log_to_driver=False, runtime_env=env)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise SweepError(f"--address {address}: cannot join the Ray cluster: {exc} (the cluster and "
+                         "this shell must have the same RAY_AUTH_MODE)") from None
