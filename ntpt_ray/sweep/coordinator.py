@@ -97,10 +97,12 @@ class Coordinator:
 
     def __init__(self, spec: SweepSpec, store: ProgramStore, directory: SweepDirectory,
                  state: SweepState, *, actors: int, data_dir: str | None,
-                 on_progress: Callable[[SweepProgress], None] | None = None):
+                 on_progress: Callable[[SweepProgress], None] | None = None,
+                 began: float | None = None):
         import ray
 
         self.ray = ray
+        self.worker_class = ray.remote(num_cpus=1, max_restarts=0)(RestartWorker)
         self.spec = spec
         self.store = store
         self.directory = directory
@@ -127,15 +129,15 @@ class Coordinator:
         self.result = SweepResult(spec.sweep_id, store.root, total, len(state.outcomes),
                                   state.verified, library_versions=len(state.libraries))
         self.best_accuracy = 0.0
-        self.began = time.perf_counter()
+        self.began = time.perf_counter() if began is None else began  # for time.perf_counter()
 
     # ---- the loop
 
     def run(self) -> SweepResult:
-        worker = self.ray.remote(num_cpus=1, max_restarts=0)(RestartWorker)
-        self._worker_class = worker
-        for _ in range(min(self.target_actors, self._needed_actors())):
-            self._start_actor()
+        """Run until the stop policy is met; kill the actors; save the state."""
+        if not self._stop_reason():
+            for _ in range(min(self.target_actors, self._needed_actors())):
+                self._start_actor()
         last_alive = time.perf_counter()
         try:
             while not self._stop_reason():
@@ -202,15 +204,16 @@ class Coordinator:
     def _start_actor(self) -> None:
         index = self.created
         self.created += 1
-        handle = self._worker_class.remote(self.spec, data_seed=self.seeds[0] + 7 * index,
+        handle = self.worker_class.remote(self.spec, data_seed=self.seeds[0] + 7 * index,
                                            data_dir=self.data_dir)
         self.actors[handle.pid.remote()] = _Actor(handle, index)
 
     def _lost(self, actor: _Actor) -> None:
         """Re-queue a dead actor's restarts (first in line) and start a replacement."""
         self.result.lost_actors += 1
-        self.result.rerun += len(actor.restarts)
-        for restart in sorted(actor.restarts, reverse=True):
+        lost = actor.restarts - self.state.outcomes.keys()  # not those finished meanwhile
+        self.result.rerun += len(lost)
+        for restart in sorted(lost, reverse=True):
             self.pending.appendleft(restart)
             self.curves.pop(restart, None)
             self.last_failed.pop(restart, None)
@@ -359,10 +362,8 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
         count = cpus if wanted == "auto" else min(int(wanted), cpus)
         if count < 1:
             raise SweepError(f"the Ray cluster has no CPU for an actor ({ray.cluster_resources()})")
-        coordinator = Coordinator(spec, ProgramStore(root), directory, state, actors=count,
-                                  data_dir=data, on_progress=on_progress)
-        coordinator.began = began
-        return coordinator.run()
+        return Coordinator(spec, ProgramStore(root), directory, state, actors=count, data_dir=data,
+                           on_progress=on_progress, began=began).run()
     finally:
         if started_ray:
             ray.shutdown()
