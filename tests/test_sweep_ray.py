@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,7 +81,7 @@ def cluster():
     """A one-node Ray cluster with 2 CPUs, bound to 127.0.0.1; killed (only it) afterwards."""
     address, temp = _start_head(2)
     yield address, temp
-    _kill_all(_processes_of(temp))
+    _stop(temp)
 
 
 def _start_head(cpus: int) -> tuple[str, str]:
@@ -93,12 +94,14 @@ def _start_head(cpus: int) -> tuple[str, str]:
     return address, temp
 
 
-def _kill_all(pids: list[int]) -> None:
-    for pid in pids:
+def _stop(temp: str) -> None:
+    """Kill the cluster whose session lives in ``temp`` (no other Ray) and remove its files."""
+    for pid in _processes_of(temp):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
@@ -125,7 +128,7 @@ def two_nodes():
         os.killpg(node.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    _kill_all(_processes_of(temp))
+    _stop(temp)
 
 
 def _spec(tmp_path: Path, **fields) -> Path:
