@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -31,7 +32,7 @@ def record(chunks: int, per_chunk: int) -> list[list[tuple[int, float, bool]]]:
         batch = RestartBatch(prob, seeds, TrainConfig(), data_seed=seeds[0])
         curves = [[] for _ in seeds]
 
-        def on_step(b, loss, accuracy):
+        def on_step(b, loss, accuracy, curves=curves):
             if accuracy is not None:
                 for r, curve in enumerate(curves):
                     curve.append((b.step_count, float(accuracy[r]), bool(b.verify(r, 1024).verified)))
@@ -64,9 +65,10 @@ def main() -> None:
     parser.add_argument("--out", help="write the recorded curves here")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    curves = json.load(open(args.curves)) if args.curves else record(args.chunks, args.per_chunk)
+    curves = json.loads(Path(args.curves).read_text()) if args.curves else record(args.chunks,
+                                                                                   args.per_chunk)
     if args.out:
-        json.dump(curves, open(args.out, "w"))
+        Path(args.out).write_text(json.dumps(curves))
     first = [next((i for i, (*_, ok) in enumerate(c) if ok), None) for c in curves]
     verifiable = [i for i in first if i is not None]
     print(f"{len(curves)} restarts; {sum(c[-1][2] for c in curves)} verify at the end of the budget; "

@@ -3,6 +3,7 @@ the tests start and stop themselves; actors and drivers are killed for real."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -97,10 +98,8 @@ def _start_head(cpus: int) -> tuple[str, str]:
 def _stop(temp: str) -> None:
     """Kill the cluster whose session lives in ``temp`` (no other Ray) and remove its files."""
     for pid in _processes_of(temp):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -124,10 +123,8 @@ def two_nodes():
         assert time.time() < deadline and node.poll() is None, "the worker node did not join"
         time.sleep(1)
     yield address, temp, node
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(node.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     _stop(temp)
 
 
@@ -238,7 +235,7 @@ def test_killing_an_actor_reruns_its_restarts_and_loses_nothing(cluster, tmp_pat
 
 @pytest.mark.slow
 def test_a_killed_driver_resumes_without_losing_or_duplicating(cluster, tmp_path):
-    address, temp = cluster
+    address, _ = cluster
     spec, store = _spec(tmp_path, name="kill-driver", total=8, seed=2, policy="all"), tmp_path / "s"
     sweep = _sweep(spec, store, "--address", address)
     _wait_for_outcomes(sweep, store, spec, 2)
@@ -261,7 +258,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(cluster, tmp_path
 
 @pytest.mark.slow
 def test_losing_a_worker_node_finishes_on_the_head(two_nodes, tmp_path):
-    address, temp, node = two_nodes
+    address, _, node = two_nodes
     spec, store = _spec(tmp_path, name="kill-node", total=8, seed=3, policy="all"), tmp_path / "s"
     sweep = _sweep(spec, store, "--address", address)
     _wait_for_outcomes(sweep, store, spec, 1)
