@@ -265,3 +265,30 @@ def test_losing_a_worker_node_finishes_on_the_head(two_nodes, tmp_path):
     os.killpg(node.pid, signal.SIGKILL)  # the node's raylet and the actor on it
     lost, rerun = _finishes_every_restart(sweep, store, spec, 8)
     assert lost >= 1 and rerun >= 1
+
+
+@pytest.mark.slow
+def test_a_perceptual_sweep_shares_better_libraries_with_later_restarts(tmp_path):
+    """ADD2X2 on MNIST: each verified restart whose net_0 beats the current library becomes a
+    new library version, later restarts start from it, and each record names its version."""
+    spec, store = tmp_path / "share.toml", tmp_path / "store"
+    spec.write_text('name = "share"\n[problem]\ntask = "add2x2:top"\nperceptual = true\n'
+                    "[restarts]\ntotal = 8\nper_actor = 2\nactors = 2\n[train]\nsteps = 400\n"
+                    "[convergence]\nval_every = 50\nval_size = 50\njump = 0.1\nmin_accuracy = 0.3\n"
+                    '[verify]\nbeam = 64\ntest_size = 50\n[stop]\npolicy = "programs"\nprograms = 6\n')
+    done = subprocess.run([BIN / "ntpt", "sweep", str(spec), "--store", str(store)], env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    state = _state(store, spec)
+    versions = state["libraries"]
+    assert len(versions) >= 2 and versions[0]["source"] == "fresh"
+    assert [v["score"] for v in versions] == sorted({v["score"] for v in versions})  # each better
+    sweep = store / "sweeps" / state["sweep"]
+    assert all((sweep / v["file"]).is_file() for v in versions[1:])
+    records = {r.id: r for r in ProgramStore(store).list()}
+    assert any(r.library_version >= 1 for r in records.values())
+    for r in records.values():
+        if r.library_version >= 1:  # it started after the program its library came from was found
+            source = records[versions[r.library_version]["source"]]
+            assert source.found_at <= r.started_at
+            assert (store / "programs" / r.id / "library.pt").is_file()
