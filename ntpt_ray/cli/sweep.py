@@ -18,9 +18,9 @@ def sweep(
         help="Join this Ray cluster ('auto' or HOST:PORT); default: an embedded local Ray.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the sweep from its stored state.")] = False,
     store: Annotated[Path | None, typer.Option(
-        help="Program store (default: the spec's [output] store, else $NTPT_STORE).")] = None,
+        help="Program store (default: $NTPT_STORE, else the spec's \\[output] store).")] = None,
     actors: Annotated[int | None, typer.Option(help="Actors (default: the spec's).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the spec's [restarts] seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the spec's \\[restarts] seed.")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Search for verified programs with many restarts on Ray actors; store what verifies."""
