@@ -71,7 +71,8 @@ class Reply:
 
 
 class RestartWorker:
-    """``slots`` restart slots of a sweep's problem, trained as one tensor computation."""
+    """The ``[restarts] per_actor`` restart slots of a sweep's problem, trained as one tensor
+    computation (all slots start empty)."""
 
     def __init__(self, spec: SweepSpec, *, data_seed: int = 0,
                  data_dir: str | None = None, threads: int = 1):
@@ -84,8 +85,7 @@ class RestartWorker:
                             test_size=self.config.test_size, seed=self.spec.restarts.seed,
                             data_dir=data_dir)
         self.batch = RestartBatch(self.problem, [0] * slots, self.config, verifier=verifier,
-                                  data_seed=data_seed,
-                                  data_dir=data_dir)
+                                  data_seed=data_seed, data_dir=data_dir)
         self.batch.active[:] = False
         self.slot_of: dict[int, int] = {}  # restart -> slot
         self.assignment: dict[int, Assignment] = {}
