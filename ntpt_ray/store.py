@@ -20,13 +20,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .atomic import fsync_dir, write_synced
 from .library import LibrarySnapshot
-from .problems import load_model
 from .program import LearnedProgram
+from .train.run import jsonable, save_program
 
 RECORD = "record.json"
 
@@ -48,7 +47,7 @@ def program_hash(program: dict[str, Any]) -> str:
     """First 12 hex digits of the sha256 of a program's model, hypers and Param values
     (a :meth:`LearnedProgram.to_dict`): identical programs share it."""
     key = {k: program[k] for k in ("model", "hypers", "values")}
-    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=_plain)
+    text = json.dumps(jsonable(key), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -134,14 +133,8 @@ class ProgramStore:
         tmp = self.root / f".tmp-{secrets.token_hex(8)}"  # private until renamed: plain writes
         tmp.mkdir()
         try:
-            source = load_model(program.problem.model).source
-            write_synced(tmp / "program.json", lambda f: f.write(program.to_json()))
-            write_synced(tmp / "program.ntpt", lambda f: f.write(program.listing()))
-            write_synced(tmp / "model.py", lambda f: f.write(source))
-            if library:
-                write_synced(tmp / "library.pt", lambda f: torch.save(library, f), binary=True)
-            write_synced(tmp / RECORD,
-                         lambda f: json.dump(record.to_dict(), f, indent=1, default=_plain))
+            save_program(tmp, program, library, write=write_synced)
+            write_synced(tmp / RECORD, lambda f: json.dump(jsonable(record.to_dict()), f, indent=1))
             fsync_dir(tmp)
             try:
                 os.rename(tmp, self.path(record.id))  # fails onto an existing non-empty folder
@@ -200,9 +193,3 @@ class ProgramStore:
     def _record(self, id: str) -> ProgramRecord:
         return ProgramRecord.from_dict(json.loads((self.path(id) / RECORD).read_text()))
 
-
-def _plain(x: Any) -> Any:
-    """JSON for numpy values (a verification's accuracies, Param arrays)."""
-    if isinstance(x, np.ndarray | np.generic):
-        return x.tolist()
-    raise TypeError(f"{type(x).__name__} is not JSON serialisable")

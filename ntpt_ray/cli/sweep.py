@@ -63,6 +63,8 @@ def sweep(
         ("time to first verified", "-" if first is None else f"{first:.1f} s"),
         ("wall time", f"{result.seconds:.1f} s (Ray and actors up after {result.startup_seconds:.1f} s)"),
         ("throughput", f"{result.restarts_per_minute:.1f} restarts/min"),
+        ("actor time", f"training {result.train_seconds:.1f} s, decoding and verification "
+                       f"{result.verify_seconds:.1f} s"),
         ("coordinator overhead", f"{result.coordinator_seconds:.2f} s "
                                  f"({result.coordinator_seconds / max(result.seconds, 1e-9):.2%})"),
         ("library versions", str(result.library_versions)),
@@ -92,20 +94,19 @@ def bench_sweep(
     first verified program."""
     import dataclasses
     import json
-    import os
     import statistics
 
     import ray
 
     from ..sweep import SpecError, load_spec
     from ..sweep.bench import run_bench
+    from ..sweep.coordinator import connect
 
     try:
         spec = load_spec(spec_file)
     except SpecError as exc:
         fail(str(exc))
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    connect()  # an embedded Ray, shared by every sweep of the benchmark
     try:
         bench = run_bench(spec, restarts=restarts, per_actor=per_actor, steps=steps,
                           repeats=repeats, seeds=range(seeds), progress=console.print)

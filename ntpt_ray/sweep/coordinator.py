@@ -68,6 +68,8 @@ class SweepResult:
     first_verified_seconds: float | None = None  # into this session
     restarts_finished: int = 0  # this session
     coordinator_seconds: float = 0.0  # time the coordinator spent on its own work
+    train_seconds: float = 0.0  # actor time spent training (all actors, this session)
+    verify_seconds: float = 0.0  # actor time spent decoding and verifying
     library_versions: int = 1
     lost_actors: int = 0
     rerun: int = 0  # restarts started again because their actor was lost
@@ -256,6 +258,8 @@ class Coordinator:
     # ---- results
 
     def _absorb(self, actor: _Actor, reply: Reply) -> None:
+        self.result.train_seconds += reply.train_seconds
+        self.result.verify_seconds += reply.verify_seconds
         for checked in reply.checked:
             self._checked(actor, checked)
         for restart, accuracy in reply.accuracy.items():
@@ -354,7 +358,7 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
     data = _check_data(spec, data_dir)
     started_ray = not ray.is_initialized()
     if started_ray:
-        _connect(address)
+        connect(address)
     try:
         state = directory.load() if start is None else directory.create(*start)
         cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -380,7 +384,7 @@ def _check_data(spec: SweepSpec, data_dir: str | Path | None) -> str | None:
     return str(resolve_data_dir(data_dir))
 
 
-def _connect(address: str | None, timeout: float = 10.0) -> None:
+def connect(address: str | None = None, timeout: float = 10.0) -> None:
     """Start an embedded Ray (no address) or join the cluster at ``address``, failing fast with
     a clear error when nothing answers there."""
     import ray

@@ -14,8 +14,8 @@ import torch
 
 from ..atomic import atomic_write
 from ..library import LibrarySnapshot
-from ..program import LearnedProgram
 from ..problems import Problem, load_model
+from ..program import LearnedProgram
 from .restarts import RestartBatch, RestartResult, TrainConfig
 from .verify import Verifier
 
@@ -79,15 +79,16 @@ def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: T
     return summary
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+    """``x`` with numpy arrays and scalars turned into plain lists and numbers (for JSON)."""
     if isinstance(x, np.ndarray):
         return x.tolist()
-    if isinstance(x, (np.integer, np.floating)):
+    if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     return x
 
 
@@ -110,16 +111,23 @@ def save_run(summary: RunSummary, out: Path) -> Path:
                  k: v for k, v in asdict(r.verification).items() if k not in ("confidence",)})}
             for r in summary.results],
     }
-    atomic_write(out / "run.json", lambda f: json.dump(_jsonable(record), f, indent=1))
+    atomic_write(out / "run.json", lambda f: json.dump(jsonable(record), f, indent=1))
     if summary.winner is not None:
-        source = load_model(summary.problem.model).source
-        atomic_write(out / "model.py", lambda f: f.write(source))
-        atomic_write(out / "program.json", lambda f: f.write(summary.winner.to_json()))
-        atomic_write(out / "program.ntpt", lambda f: f.write(summary.winner.listing()))
-        if summary.winner_library:
-            atomic_write(out / "library.pt", lambda f: torch.save(summary.winner_library, f),
-                          binary=True)
+        save_program(out, summary.winner, summary.winner_library)
     return out
+
+
+def save_program(folder: Path, program: LearnedProgram, library: LibrarySnapshot | None, *,
+                 write: Callable[..., None] = atomic_write) -> None:
+    """Write a program folder, as :func:`load_program` reads it: ``program.json``,
+    ``program.ntpt`` (the listing), ``model.py`` (the NTPT source) and, when there are nets,
+    ``library.pt``; each file with ``write(path, fill, binary=...)``."""
+    source = load_model(program.problem.model).source
+    write(folder / "model.py", lambda f: f.write(source))
+    write(folder / "program.json", lambda f: f.write(program.to_json()))
+    write(folder / "program.ntpt", lambda f: f.write(program.listing()))
+    if library:
+        write(folder / "library.pt", lambda f: torch.save(library, f), binary=True)
 
 
 def load_program(path: Path) -> tuple[LearnedProgram, LibrarySnapshot]:
