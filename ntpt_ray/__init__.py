@@ -11,6 +11,11 @@ As a sweep on Ray (an embedded local Ray unless ``address`` is given), programs 
 >>> from ntpt_ray import ProgramStore, load_spec, run_sweep
 >>> result = run_sweep(load_spec("search/math_onehot.toml"), store="runs/store")
 >>> print(ProgramStore("runs/store").get(result.programs[0]).program.listing())
+
+Tuning a spec's ``[tune]`` parameters with Optuna, each trial a small sweep:
+
+>>> from ntpt_ray import run_study
+>>> print(run_study(load_spec("search/math_onehot.toml"), trials=20).best.params)
 """
 
 from .lang.errors import NTPTError
@@ -24,11 +29,12 @@ from .train.beam import top_programs
 from .train.restarts import RestartBatch, TrainConfig
 from .train.run import RunSummary, load_program, save_run, train_restarts
 from .train.verify import Verification, Verifier
+from .tune import TuneError, run_study
 
 __all__ = [
     "CompiledModel", "LearnedProgram", "Model", "NTPTError", "NeuralLibrary", "OracleLibrary",
     "Problem", "ProgramRecord", "ProgramStore", "RestartBatch", "RunSummary", "SpecError",
-    "StoredProgram", "SweepError", "SweepResult", "SweepSpec", "TrainConfig", "Verification",
-    "Verifier", "load_program", "load_spec", "problem", "run_sweep", "save_run", "top_programs",
-    "train_restarts",
+    "StoredProgram", "SweepError", "SweepResult", "SweepSpec", "TrainConfig", "TuneError",
+    "Verification", "Verifier", "load_program", "load_spec", "problem", "run_study", "run_sweep",
+    "save_run", "top_programs", "train_restarts",
 ]

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from . import programs, sweep, training
+from . import programs, sweep, training, tune
 
 app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -25,5 +25,6 @@ for command in (training.check, training.train, training.show, training.evaluate
     app.command()(command)
 app.command()(sweep.sweep)
 app.command(name="bench-sweep")(sweep.bench_sweep)
+app.command()(tune.tune)
 app.command()(programs.run)
 app.add_typer(programs.app, name="programs")

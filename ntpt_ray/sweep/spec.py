@@ -4,7 +4,8 @@ A spec says what to learn (``[problem]``), how many restarts and how they are pa
 actors (``[restarts]``), each restart's budget and learning rates (``[train]``), when a restart
 counts as converged (``[convergence]``), how candidates are verified (``[verify]``), when the
 sweep stops (``[stop]``), which neural library it starts from and shares (``[library]``), and
-where verified programs go (``[output]``). Relative paths are taken from the current directory.
+where verified programs go (``[output]``); ``[tune]`` declares what ``ntpt tune`` may change
+and how its Optuna study runs. Relative paths are taken from the current directory.
 A bad spec raises :class:`SpecError` naming the file, the field and what is allowed.
 """
 
@@ -15,9 +16,10 @@ import json
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..data.tasks import TASKS
 from ..lang.errors import NTPTError
@@ -98,6 +100,73 @@ class OutputSection(_Section):
     store: str = "runs/store"  # the verified-program store (sweep state lives beside it)
 
 
+TUNABLE = {"lr": "train", "library_lr": "train", "entropy_start": "train", "entropy_end": "train",
+           "init_scale": "train", "batch_size": "train", "steps": "train", "beam": "verify"}
+"""Parameters ``ntpt tune`` may search, and the spec section each belongs to."""
+INTEGER_PARAMETERS = {"batch_size", "steps", "beam"}
+
+
+class ParamRange(_Section):
+    """One searched parameter: ``low``..``high`` (``log`` scale, optional ``step``), or ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: PositiveFloat | None = None
+    choices: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> ParamRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            if not self.choices:
+                raise ValueError("empty range: choices = []")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("needs low and high (or choices)")
+        if self.low >= self.high:
+            raise ValueError(f"empty range: low {self.low:g} >= high {self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got low {self.low:g})")
+        if self.log and self.step is not None:
+            raise ValueError("a log range cannot have a step")
+        return self
+
+
+class TuneSection(_Section):
+    """How ``ntpt tune`` searches: its parameters and the Optuna study around them."""
+
+    params: dict[str, ParamRange]  # name -> range; names from TUNABLE
+    trials: Positive = 20  # trials the study should have (default of --trials)
+    restarts: Positive = 32  # restarts per trial: each trial is a sweep running all of them
+    seed: Annotated[int, Field(ge=0)] = 0  # restart seeds of every trial (and the sampler's)
+    sampler: Literal["tpe", "random"] = "tpe"
+    startup: Positive = 8  # random trials before TPE models the results
+    pruner: Literal["percentile", "median", "none"] = "percentile"
+    prune_percentile: Annotated[float, Field(gt=0, lt=100)] = 25.0  # prune below this percentile
+    prune_startup: Annotated[int, Field(ge=0)] = 5  # finished trials before any is pruned
+    prune_warmup: Fraction = 0.5  # share of a trial's restarts done before it may be pruned
+    storage: str = "sqlite:///runs/tune.db"  # default of --storage
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, params: dict[str, ParamRange]) -> dict[str, ParamRange]:
+        if not params:
+            raise ValueError("no parameter to tune; declare at least one, e.g. "
+                             "lr = { low = 0.01, high = 1.0, log = true }")
+        for name, found in params.items():
+            if name not in TUNABLE:
+                raise ValueError(f"unknown parameter '{name}'; allowed: {', '.join(TUNABLE)}")
+            if name in INTEGER_PARAMETERS:
+                values = [v for v in (found.low, found.high, found.step) if v is not None]
+                if not all(float(v).is_integer() for v in [*values, *(found.choices or [])]):
+                    raise ValueError(f"{name} is an integer: its range needs integer bounds")
+                if min(found.choices or [found.low]) < 1:
+                    raise ValueError(f"{name} must be >= 1")
+        return params
+
+
 class SweepSpec(_Section):
     """A validated sweep specification (see the module docstring for its sections)."""
 
@@ -111,6 +180,7 @@ class SweepSpec(_Section):
     stop: StopSection = StopSection()
     library: LibrarySection = LibrarySection()
     output: OutputSection = OutputSection()
+    tune: TuneSection | None = None
 
     @property
     def sweep_id(self) -> str:
@@ -161,6 +231,9 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
         nets = prob.compile(prob.train_lengths[0]).nets
     except (NTPTError, ValueError) as exc:
         raise SpecError(f"{source}: [problem]: {exc}") from None
+    if spec.tune and "library_lr" in spec.tune.params and not (nets and spec.problem.perceptual):
+        raise SpecError(f"{source}: [tune] params.library_lr: this problem trains no neural "
+                        "library (perceptual = false)")
     unknown = sorted(set(spec.library.frozen) - set(nets))
     if unknown:
         raise SpecError(f"{source}: [library] frozen: {unknown} are not nets of the model "
@@ -173,10 +246,7 @@ def _describe(error: dict[str, Any]) -> str:
     loc = [str(part) for part in error["loc"]]
     if error["type"] == "extra_forbidden":
         *parent, unknown = loc
-        model = SweepSpec
-        for part in parent:
-            model = model.model_fields[part].annotation
-        allowed = ", ".join(model.model_fields)
+        allowed = ", ".join(_section_model(parent).model_fields)
         where = f"[{'.'.join(parent)}] " if parent else ""
         return f"{where}unknown field '{unknown}'; allowed: {allowed}"
     if error["type"] == "missing" and len(loc) == 1 and loc[0] in SweepSpec.model_fields:
@@ -190,3 +260,17 @@ def _describe(error: dict[str, Any]) -> str:
         message += f" (got {error['input']!r})"
     return f"{where}: {message}"
 
+
+
+def _section_model(loc: list[str]) -> type[BaseModel]:
+    """The model that the validation location ``loc`` points into (dict keys skipped)."""
+    model: Any = SweepSpec
+    parts = iter(loc)
+    for part in parts:
+        model = model.model_fields[part].annotation
+        if get_origin(model) in (Union, UnionType):  # X | None
+            model = next(a for a in get_args(model) if a is not type(None))
+        if get_origin(model) is dict:
+            model = get_args(model)[1]
+            next(parts, None)  # the key
+    return model
