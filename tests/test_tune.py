@@ -232,14 +232,15 @@ def test_study_runs_resumes_prunes_and_reports(tmp_path, cluster):
         study.add_trial(create_trial(
             params={"lr": lr, "batch_size": 16}, value=1.0, intermediate_values={s: 1.0 for s in range(1, 5)},
             distributions=study.get_trials()[0].distributions))
-    out = _run(spec, tmp_path, cluster, "--trials", "8")
-    pruned = _study(tmp_path).get_trials(states=(TrialState.PRUNED,))
-    assert len(pruned) == 1 and "pruned" in out, out
-    assert max(pruned[0].intermediate_values) < 4  # stopped before its sweep ran every restart
-    assert len(_sweep_outcomes(tmp_path, pruned[0])) < 4
+    before = len(study.get_trials())
+    out = _run(spec, tmp_path, cluster, "--trials", str(before + 1))
+    hopeless = _study(tmp_path).get_trials()[before]
+    assert hopeless.state == TrialState.PRUNED and f"trial {before} pruned" in out, out
+    assert max(hopeless.intermediate_values) < 4  # stopped before its sweep ran every restart
+    assert len(_sweep_outcomes(tmp_path, hopeless)) < 4
 
     out = _run(spec, tmp_path, cluster, "--report", "--plots", str(tmp_path / "plots"))
-    assert "6 complete, 1 pruned" in out or "pruned" in out
+    assert "pruned" in out and "(spec)" in out
     for name in ("history", "importance", "intermediate"):
         assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 10_000
     out = _run(spec, tmp_path, cluster, "--best")
@@ -271,6 +272,7 @@ def test_a_killed_driver_leaves_its_trial_to_be_run_again(tmp_path, cluster):
     retried = [t for t in trials if t.user_attrs.get("retry_of") == 0]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
     assert retried[0].params == trials[0].params
+    assert retried[0].user_attrs["sweep"] == trials[0].user_attrs["sweep"]  # continued, not rerun
     assert len(_study(tmp_path, "killed").get_trials(states=(TrialState.COMPLETE,))) == 2
 
 

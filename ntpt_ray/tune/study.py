@@ -120,15 +120,18 @@ def open_study(spec: SweepSpec, storage_url: str, name: str | None = None) -> op
 
 def recover_stale(study: optuna.Study) -> list[int]:
     """Fail the running trials whose driver ran on this host and is dead, and queue their
-    parameters again; return their numbers. (A trial of a driver lost on another host stays
-    running in the storage; it does not count as finished, so another trial takes its place.)"""
+    parameters again (the retry continues the dead trial's sweep); return their numbers.
+
+    A trial of a driver lost on another host stays running in the storage; it does not count
+    as finished, so another trial takes its place."""
     host = socket.gethostname()
     stale = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         where, _, pid = str(trial.user_attrs.get("driver", "")).rpartition(":")
         if where == host and pid.isdigit() and not _alive(int(pid)):
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            first = trial.user_attrs.get("retry_of", trial.number)  # the trial whose sweep it runs
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": first})
             stale.append(trial.number)
     return stale
 
@@ -223,8 +226,9 @@ class _TrialRunner:
 
     def __call__(self, trial: Trial) -> float:
         tune = self.spec.tune
+        number = trial.user_attrs.get("retry_of", trial.number)  # a retry continues the sweep
         sweep = tuned_spec(self.spec, trial.params, restarts=tune.restarts, seed=tune.seed, run_all=True,
-                           name=trial_sweep_name(self.spec, self.study, trial.number))
+                           name=trial_sweep_name(self.spec, self.study, number))
         trial.set_user_attr("sweep", sweep.sweep_id)
         found = run_sweep(sweep, store=self.store, data_dir=self.data_dir, actors=self.actors,
                           resume=True, on_progress=_Reporter(trial, tune.restarts, self.on_progress))
@@ -243,7 +247,8 @@ def _run_trials(study: optuna.Study, runner: _TrialRunner, target: int, jobs: in
     driver = f"{socket.gethostname()}:{os.getpid()}"
     running: dict[Future, Trial] = {}
     failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="trial") as pool:
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="trial")
+    try:
         while True:
             while failure is None and len(running) < jobs and _count(study, FINISHED) + len(running) < target:
                 trial = study.ask(space)
@@ -262,6 +267,8 @@ def _run_trials(study: optuna.Study, runner: _TrialRunner, target: int, jobs: in
                     study.tell(trial, state=TrialState.FAIL)
                     failure = failure or exc
                 yield study._storage.get_trial(trial._trial_id)
+    finally:  # interrupted: trials still running stay so in the storage, for the next run
+        pool.shutdown(wait=False, cancel_futures=True)
     if failure is not None:
         raise failure
 
