@@ -130,6 +130,10 @@ def test_best_trial_breaks_ties_by_time_to_first_verified():
         study.add_trial(create_trial(params={"lr": lr}, distributions=space, value=value,
                                      user_attrs={"first_verified_seconds": first}))
     assert best_trial(study).params == {"lr": 0.2}
+    study.add_trial(create_trial(params={"lr": 0.1}, distributions=space, value=0.9,
+                                 user_attrs={"baseline": True}))
+    assert best_trial(study).params == {"lr": 0.1}
+    assert best_trial(study, tuned_only=True).params == {"lr": 0.2}  # --compare: not the spec's own
 
 
 def test_stale_running_trials_of_a_dead_local_driver_are_retried(tmp_path):

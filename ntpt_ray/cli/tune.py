@@ -178,10 +178,17 @@ def _compare(spec, url, study, restarts: int, store, address, data_dir) -> None:
     import ray
 
     from ..sweep.coordinator import connect
+    from ..tune import TuneError, best_trial
     from ..tune.compare import compare, two_proportion_p
     from ..tune.study import default_params
 
-    _, trial = _best(spec, url, study)
+    loaded, overall = _best(spec, url, study)
+    trial = best_trial(loaded, tuned_only=True)
+    if trial is None:
+        raise TuneError(f"study '{loaded.study_name}' has no completed trial besides the spec's own")
+    if trial.number != overall.number:
+        console.print(f"the best trial is the spec's own values (trial {overall.number}); "
+                      f"comparing with the best other trial, {trial.number}")
     candidates = {"spec": default_params(spec), "best": dict(trial.params)}
     connect(address)
     try:

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ..sweep.coordinator import SweepProgress, connect, run_sweep
 from ..sweep.spec import INTEGER_PARAMETERS, TUNABLE, ParamRange, SweepSpec, TuneSection
+from ..sweep.state import now_iso
 from .storage import TuneError, open_storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -76,10 +77,11 @@ def contains(space: ParamRange, value: Any) -> bool:
     return space.low <= value <= space.high
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
+def best_trial(study: optuna.Study, *, tuned_only: bool = False) -> FrozenTrial | None:
     """The completed trial with the highest success rate; among equals, the one that found its
-    first verified program soonest."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    first verified program soonest. ``tuned_only`` leaves out the spec's own values (trial 0)."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if not (tuned_only and t.user_attrs.get("baseline"))]
     if not done:
         return None
     return max(done, key=lambda t: (t.value, -(t.user_attrs.get("first_verified_seconds") or math.inf)))
@@ -110,6 +112,7 @@ def open_study(spec: SweepSpec, storage_url: str, name: str | None = None) -> op
                                 load_if_exists=True)
     if not study.get_trials(deepcopy=False):
         study.set_user_attr("spec", spec.model_dump())
+        study.set_user_attr("created", now_iso())  # tells apart studies that reuse a name
         defaults = default_params(spec)
         if all(contains(tune.params[p], v) for p, v in defaults.items()):
             study.enqueue_trial(defaults, user_attrs={"baseline": True})
@@ -169,9 +172,10 @@ class _Reporter:
             raise optuna.TrialPruned(f"{progress.verified} verified after {progress.done} restarts")
 
 
-def trial_sweep_name(spec: SweepSpec, study: str, number: int) -> str:
-    tag = hashlib.sha256(study.encode()).hexdigest()[:4]
-    return f"{spec.name}-tune{tag}-t{number}"
+def trial_sweep_name(spec: SweepSpec, study: optuna.Study, number: int) -> str:
+    """``<spec>-tune<tag>-t<number>``: the tag is unique to the study (its name and creation)."""
+    identity = f"{study.study_name}@{study.user_attrs.get('created', '')}"
+    return f"{spec.name}-tune{hashlib.sha256(identity.encode()).hexdigest()[:4]}-t{number}"
 
 
 def run_study(spec: SweepSpec, *, trials: int | None = None, storage: str | None = None,
@@ -203,7 +207,7 @@ def run_study(spec: SweepSpec, *, trials: int | None = None, storage: str | None
         try:
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
             jobs = min(parallel or min(cpus, 4), target - _count(study, FINISHED))
-            runner = _TrialRunner(spec, study.study_name, actors=max(1, cpus // jobs), store=store,
+            runner = _TrialRunner(spec, study, actors=max(1, cpus // jobs), store=store,
                                   data_dir=data_dir, on_progress=on_progress)
             for trial in _run_trials(study, runner, target, jobs):
                 result.ran.append(trial)
@@ -220,7 +224,7 @@ def run_study(spec: SweepSpec, *, trials: int | None = None, storage: str | None
 class _TrialRunner:
     """Runs one trial's sweep (in a worker thread) and returns its success rate."""
 
-    def __init__(self, spec: SweepSpec, study: str, *, actors: int, store, data_dir, on_progress):
+    def __init__(self, spec: SweepSpec, study: optuna.Study, *, actors: int, store, data_dir, on_progress):
         self.spec, self.study, self.actors = spec, study, actors
         self.store, self.data_dir, self.on_progress = store, data_dir, on_progress
 
