@@ -20,7 +20,7 @@ from ntpt_ray.sweep import SpecError, load_spec, parse_spec
 from ntpt_ray.tune import TuneError, best_trial, open_storage, tuned_spec
 from ntpt_ray.tune.best import write_best_spec
 from ntpt_ray.tune.compare import Measured, two_proportion_p
-from ntpt_ray.tune.study import default_params, open_study, recover_stale
+from ntpt_ray.tune.study import default_params, make_pruner, open_study, recover_stale
 
 TINY = """
 # a tiny study: 4 restarts of 100 steps per trial
@@ -134,6 +134,24 @@ def test_best_trial_breaks_ties_by_time_to_first_verified():
                                  user_attrs={"baseline": True}))
     assert best_trial(study).params == {"lr": 0.1}
     assert best_trial(study, tuned_only=True).params == {"lr": 0.2}  # --compare: not the spec's own
+
+
+def test_the_pruner_stops_the_bottom_quarter_only(tmp_path):
+    tune = load_spec(_tiny(tmp_path, pruner="percentile")).tune  # prune_percentile = 25
+    tune = tune.model_copy(update={"prune_warmup": 0.5})  # 2 of its 4 restarts done
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(tune))
+    space = {"lr": FloatDistribution(0.01, 1.0, log=True)}
+    for value in (0.1, 0.2, 0.3, 0.4):  # 25th percentile at step 2: 0.175
+        study.add_trial(create_trial(params={"lr": value}, distributions=space, value=value,
+                                     intermediate_values={1: value, 2: value}))
+    verdicts = []
+    for value in (0.15, 0.25):
+        trial = study.ask(space)
+        trial.report(value, 1)  # in the warm-up: never pruned
+        early = trial.should_prune()
+        trial.report(value, 2)
+        verdicts.append((early, trial.should_prune()))
+    assert verdicts == [(False, True), (False, False)]
 
 
 def test_stale_running_trials_of_a_dead_local_driver_are_retried(tmp_path):

@@ -144,7 +144,7 @@ class TuneSection(_Section):
     sampler: Literal["tpe", "random"] = "tpe"
     startup: Positive = 8  # random trials before TPE models the results
     pruner: Literal["percentile", "median", "none"] = "percentile"
-    prune_percentile: Annotated[float, Field(gt=0, lt=100)] = 10.0  # prune below this percentile
+    prune_percentile: Annotated[float, Field(gt=0, lt=100)] = 25.0  # prune below this percentile
     prune_startup: Annotated[int, Field(ge=0)] = 5  # finished trials before any is pruned
     prune_warmup: Fraction = 0.5  # share of a trial's restarts done before it may be pruned
     storage: str = "sqlite:///runs/tune.db"  # default of --storage

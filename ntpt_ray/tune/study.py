@@ -97,8 +97,10 @@ def make_pruner(tune: TuneSection) -> optuna.pruners.BasePruner:
     warmup = math.ceil(tune.prune_warmup * tune.restarts)
     if tune.pruner == "none":
         return optuna.pruners.NopPruner()
-    percentile = 50.0 if tune.pruner == "median" else tune.prune_percentile
-    return optuna.pruners.PercentilePruner(percentile, n_startup_trials=tune.prune_startup,
+    below = 50.0 if tune.pruner == "median" else tune.prune_percentile
+    # Optuna's percentile is the share of trials to *keep*: keeping the top 100 - below % of
+    # them prunes the trials under the below-th percentile (the study maximises)
+    return optuna.pruners.PercentilePruner(100.0 - below, n_startup_trials=tune.prune_startup,
                                            n_warmup_steps=warmup)
 
 
