@@ -203,11 +203,9 @@ def _compare(spec, url, study, restarts: int, store, address, data_dir) -> None:
         table.add_column(column)
     for m in measured:
         low, high = m.interval()
-        first = m.median_first_verified
-        rpm = sorted(m.restarts_per_minute)
+        first, rpm = m.median_first_verified, m.median_restarts_per_minute
         table.add_row(m.label, f"{m.verified}/{m.restarts}", f"{m.rate:.1%}", f"{low:.1%}-{high:.1%}",
-                      "-" if first is None else f"{first:.1f}",
-                      f"{rpm[len(rpm) // 2]:.1f}" if rpm else "-",
+                      "-" if first is None else f"{first:.1f}", "-" if rpm is None else f"{rpm:.1f}",
                       ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in m.params.items()))
     console.print(table, width=None if console.is_terminal else 160)

@@ -45,6 +45,10 @@ class Measured:
     def median_first_verified(self) -> float | None:
         return statistics.median(self.first_verified) if self.first_verified else None
 
+    @property
+    def median_restarts_per_minute(self) -> float | None:
+        return statistics.median(self.restarts_per_minute) if self.restarts_per_minute else None
+
 
 def two_proportion_p(a: Measured, b: Measured) -> float:
     """Two-sided p-value of a two-proportion z-test that ``a`` and ``b`` succeed equally often."""

@@ -134,7 +134,7 @@ def recover_stale(study: optuna.Study) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         where, _, pid = str(trial.user_attrs.get("driver", "")).rpartition(":")
         if where == host and pid.isdigit() and not _alive(int(pid)):
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL)
             first = trial.user_attrs.get("retry_of", trial.number)  # the trial whose sweep it runs
             study.enqueue_trial(trial.params, user_attrs={"retry_of": first})
             stale.append(trial.number)
@@ -272,7 +272,7 @@ def _run_trials(study: optuna.Study, runner: _TrialRunner, target: int, jobs: in
                 except Exception as exc:  # the others finish; then it is raised
                     study.tell(trial, state=TrialState.FAIL)
                     failure = failure or exc
-                yield study._storage.get_trial(trial._trial_id)
+                yield study.get_trials(deepcopy=False)[trial.number]
     finally:  # interrupted: trials still running stay so in the storage, for the next run
         pool.shutdown(wait=False, cancel_futures=True)
     if failure is not None:
