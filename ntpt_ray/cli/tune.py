@@ -4,6 +4,7 @@ best parameters as a new spec, and a side-by-side check of them against the spec
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -161,9 +162,7 @@ def _report(spec, url, study, plots: Path | None) -> None:
     for trial in trials:
         table.add_row(*trial_row(trial, params))
     console.print(table, width=None if console.is_terminal else 160)  # a file gets every column
-    states = {}
-    for trial in trials:
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    states = Counter(trial.state.name.lower() for trial in trials)
     console.print(", ".join(f"{n} {s}" for s, n in states.items()) or "no trials yet")
     found = best_trial(loaded)
     if found is not None:
