@@ -18,6 +18,11 @@ Hypers = Annotated[list[str] | None, typer.Option(
     "--hyper", "-H", help="Override a model hyper-parameter, NAME=VALUE (repeatable).")]
 
 
+def print_table(table) -> None:
+    """Print a wide table whole: on a terminal as wide as the terminal, else 160 columns."""
+    (console if console.is_terminal else Console(emoji=False, width=160)).print(table)
+
+
 def fail(message: str) -> NoReturn:
     """Print ``error: message`` on one line of stderr and exit with status 1."""
     errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)

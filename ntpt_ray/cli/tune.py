@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .common import DataDir, console, fail
+from .common import DataDir, console, fail, print_table
 
 
 def tune(
@@ -161,7 +161,7 @@ def _report(spec, url, study, plots: Path | None) -> None:
     trials = loaded.get_trials(deepcopy=False)
     for trial in trials:
         table.add_row(*trial_row(trial, params))
-    console.print(table, width=None if console.is_terminal else 160)  # a file gets every column
+    print_table(table)
     states = Counter(trial.state.name.lower() for trial in trials)
     console.print(", ".join(f"{n} {s}" for s, n in states.items()) or "no trials yet")
     found = best_trial(loaded)
@@ -207,5 +207,5 @@ def _compare(spec, url, study, restarts: int, store, address, data_dir) -> None:
                       "-" if first is None else f"{first:.1f}", "-" if rpm is None else f"{rpm:.1f}",
                       ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in m.params.items()))
-    console.print(table, width=None if console.is_terminal else 160)
+    print_table(table)
     console.print(f"two-proportion z-test, spec vs best: p = {two_proportion_p(*measured):.3g}")
