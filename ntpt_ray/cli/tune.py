@@ -46,6 +46,7 @@ def tune(
 
     from ..sweep import SpecError, SweepError, load_spec
     from ..tune import TuneError
+    from ..tune.study import tune_section
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trial lines below say it all
     if sum([best, report, compare is not None]) > 1:
@@ -55,10 +56,7 @@ def tune(
             fail(f"{name} must be >= 1, got {value}")
     try:
         spec = load_spec(spec_file)
-        if spec.tune is None:
-            fail(f"{spec_file}: no [tune] table: declare the parameters to search, e.g. "
-                 "[tune.params] lr = { low = 0.01, high = 1.0, log = true }")
-        url = storage or spec.tune.storage
+        url = storage or tune_section(spec).storage
         if best:
             _write_best(spec, spec_file, url, study, out)
         elif report:

@@ -261,7 +261,6 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-
 def _section_model(loc: list[str]) -> type[BaseModel]:
     """The model that the validation location ``loc`` points into (dict keys skipped)."""
     model: Any = SweepSpec

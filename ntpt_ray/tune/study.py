@@ -107,7 +107,7 @@ def make_pruner(tune: TuneSection) -> optuna.pruners.BasePruner:
 def open_study(spec: SweepSpec, storage_url: str, name: str | None = None) -> optuna.Study:
     """Create the spec's study in ``storage_url`` (or load it if it exists) with its sampler and
     pruner. A new study first runs the spec's own parameter values, as trial 0."""
-    tune = _tune(spec)
+    tune = tune_section(spec)
     storage = open_storage(storage_url)
     name = name or spec.name
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
@@ -196,7 +196,7 @@ def run_study(spec: SweepSpec, *, trials: int | None = None, storage: str | None
     """
     import ray
 
-    tune = _tune(spec)
+    tune = tune_section(spec)
     storage = storage or tune.storage
     study = open_study(spec, storage, study_name)
     result = TuneResult(study.study_name, storage)
@@ -298,7 +298,8 @@ def _count(study: optuna.Study, states) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _tune(spec: SweepSpec) -> TuneSection:
+def tune_section(spec: SweepSpec) -> TuneSection:
+    """The spec's ``[tune]`` table, or :class:`TuneError` when it has none."""
     if spec.tune is None:
         raise TuneError(f"spec '{spec.name}' has no [tune] table: declare the parameters to search, "
                         "e.g. [tune.params] lr = { low = 0.01, high = 1.0, log = true }")
