@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 
+from .data.symbols import NET_SYMBOLS, SymbolPools
 from .library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
 from .program import LearnedProgram
+from .tasks import GeneratedTask, discrete_correct
 
 
 def evaluate_program(program: LearnedProgram, library: LibrarySnapshot, lengths: Sequence[int], *,
                      examples: int = 1000, seed: int = 12345, perceptual: bool | None = None,
                      data_dir=None) -> dict[int, float]:
-    """Accuracy per input length on ``examples`` random test examples each.
+    """Accuracy per input length on ``examples`` fresh test examples of a built-in task each.
 
     Symbolic evaluation checks the program's logic (exact perception of every symbol);
     perceptual evaluation runs it on images with the nets it was trained with.
     """
     problem = program.problem
+    task = problem.task
+    if not isinstance(task, GeneratedTask):
+        raise ValueError(f"task '{task.name}' has no example generator: `ntpt evaluate` is for the "
+                         "built-in tasks (a data file's program is checked on its batches by train)")
     perceptual = problem.perceptual if perceptual is None else perceptual
-    if problem.length_hyper is None:
-        lengths = [1]
-    nets = problem.compile(lengths[0]).nets
+    if task.length_hyper is None:
+        lengths = [task.train_lengths[0]]
+    nets = problem.compile().nets
     if perceptual:
         if not library:
             raise ValueError("this program has no saved library: evaluate it symbolically")
@@ -34,23 +39,17 @@ def evaluate_program(program: LearnedProgram, library: LibrarySnapshot, lengths:
         view = OracleLibrary(nets)
     scores = {}
     for length in lengths:
-        batch = replace(problem, perceptual=perceptual).batch(
-            examples, length=length, split="test", seed=seed + length, data_dir=data_dir)
-        out = program.run(batch.inputs, length=length, library=view)
-        scores[length] = float((out == batch.target).float().mean())
+        batch = task.examples(examples, length=length, split="test", seed=seed + length,
+                              perceptual=perceptual, data_dir=data_dir)
+        out = program.run(batch.inputs, hypers=batch.hypers, library=view)
+        scores[length] = float(discrete_correct(out, batch).float().mean())
     return scores
-
-
-NET_SYMBOLS = {"net_0": (0, 10), "net_1": (10, 14)}
-"""The symbol ids each library net classifies: net_0 digits, net_1 operators."""
 
 
 def net_accuracy(library: LibrarySnapshot, program: LearnedProgram, *, data_dir=None) -> dict[str, float]:
     """Test-set accuracy of each learned library net on its own symbols (net_0 on the MNIST
     test set, net_1 on the held-out handwritten operators)."""
-    from .data.symbols import SymbolPools
-
-    fns = program.problem.compile(program.problem.train_lengths[0]).nets
+    fns = program.problem.compile().nets
     stack = NeuralLibrary(fns, [0])
     stack.load(library)
     pools = SymbolPools.load(data_dir, "test")

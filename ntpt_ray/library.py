@@ -18,10 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data.symbols import NET_SYMBOLS, SYMBOLS
 from .lang.ir import LearnFn
-
-N_SYMBOLS = 14
-"""Symbol ids shared by every task: digits 0-9 are 0..9, operators + - x / are 10..13."""
 
 LibrarySnapshot = dict[str, dict[str, torch.Tensor]]
 """One restart's nets: ``{net name: {"w0": .., "b0": .., ...}}``."""
@@ -137,16 +135,15 @@ class RestartView:
 
 
 def oracle_table(name: str, size: int) -> torch.Tensor:
-    """Exact perception ``[N_SYMBOLS, size]``: net_0 reads digits, net_1 operators; a symbol of
+    """Exact perception ``[symbols, size]``: net_0 reads digits, net_1 operators; a symbol of
     the other kind gets a uniform distribution (it carries no information)."""
-    table = torch.full((N_SYMBOLS, size), 1.0 / size)
-    if name == "net_0" and size == 10:
-        table[:10] = torch.eye(10)
-    elif name == "net_1" and size == 4:
-        table[10:] = torch.eye(4)
-    else:
+    low, high = NET_SYMBOLS.get(name, (0, 0))
+    if high - low != size:
+        known = ", ".join(f"{n} with {b - a}" for n, (a, b) in NET_SYMBOLS.items())
         raise ValueError(f"no exact perception for @Learn function '{name}' with {size} outputs "
-                         "in symbolic mode (known: net_0 with 10, net_1 with 4)")
+                         f"in symbolic mode (known: {known})")
+    table = torch.full((len(SYMBOLS), size), 1.0 / size)
+    table[low:high] = torch.eye(size)
     return table
 
 

@@ -25,7 +25,7 @@ def _line(code: str, comment: str) -> str:
 
 def _math(program: LearnedProgram) -> list[str]:
     v = program.values
-    hypers = program.problem.compile(program.problem.train_lengths[0]).hypers
+    hypers = program.problem.compile().hypers
     lines = ["# initialisation:", "R0 = READ(net_0)", "# program:"]
     for b in range(hypers["N_BLOCKS"]):
         i = (b,)
@@ -51,7 +51,7 @@ _GRID_INSTR = ["NOOP", "MOVE_NORTH", "MOVE_EAST", "MOVE_SOUTH", "MOVE_WEST"]
 
 def _grid(program: LearnedProgram) -> list[str]:
     v = program.values
-    hypers = program.problem.compile(1).hypers
+    hypers = program.problem.compile().hypers
     aux, n_lines = hypers["N_AUX"], hypers["N_LINES"]
     net0 = int(v["net_choice"][0]) if "net_choice" in v else 0
     lines = ["# initialisation:"]
@@ -93,6 +93,6 @@ LISTINGS: dict[str, Callable[[LearnedProgram], list[str]]] = {"math": _math, "gr
 def render(program: LearnedProgram) -> str:
     """The learned program as NTPT-style source text."""
     p = program.problem
-    header = f"# {p.task} ({'perceptual' if p.perceptual else 'symbolic'}), model {p.model}"
+    header = f"# {p.task.name} ({'perceptual' if p.perceptual else 'symbolic'}), model {p.model}"
     body = LISTINGS.get(p.model, _generic)(program)
     return "\n".join([header, *body]) + "\n"

@@ -1,14 +1,15 @@
-"""Problems: a task's data bound to the NTPT model that solves it, with its train/test lengths."""
+"""Problems: a task bound to the NTPT model (source and hyper-parameters) that solves it."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from .data.tasks import TASKS, TaskBatch, make_batch
 from .lang.model import CompiledModel, Model
+from .tasks import Examples, FileTask, Task, TaskFiles, get_task
 
 
 def model_path(name: str) -> Path:
@@ -24,51 +25,95 @@ def shipped_models() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.py"))
 
 
-@lru_cache(maxsize=None)
+def read_model_source(name_or_path: str) -> tuple[str, str]:
+    """``(source, filename)`` of a shipped model by name, or of a model file by path."""
+    path = Path(name_or_path) if Path(name_or_path).suffix == ".py" else model_path(name_or_path)
+    try:
+        return path.read_text(), str(path)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read model: {exc.strerror}") from None
+
+
+@lru_cache(maxsize=64)
+def model_from_source(source: str, filename: str) -> Model:
+    """The parsed model of a source text (cached: it compiles once per hypers)."""
+    return Model(source, filename=filename)
+
+
 def load_model(name_or_path: str) -> Model:
-    """A shipped model by name, or a model source file by path (cached)."""
-    is_file = Path(name_or_path).suffix == ".py"
-    return Model.from_file(name_or_path if is_file else model_path(name_or_path))
+    """A shipped model by name, or a model source file by path."""
+    return model_from_source(*read_model_source(name_or_path))
 
 
 @dataclass(frozen=True)
 class Problem:
-    """What to learn: a task, the model, and the input lengths used at each stage.
+    """What to learn: a task, the model source that solves it and its hyper-parameters.
 
-    ``length`` is the number of digits of a MATH expression; grid tasks have one length.
+    The source text travels with the problem (to Ray actors, into the store), so a problem
+    never needs the model's file again. ``hypers`` override the model's and each example set's.
     """
 
-    task: str
-    model: str
+    task: Task
+    model: str  # a shipped model's name, or the file the source came from
+    source: str = field(repr=False)
     hypers: dict[str, int] = field(default_factory=dict)
-    length_hyper: str | None = None
-    train_lengths: tuple[int, ...] = (1,)
-    val_lengths: tuple[int, ...] = (1,)
-    test_lengths: tuple[int, ...] = (1,)
     perceptual: bool = False
 
-    def compile(self, length: int) -> CompiledModel:
-        hypers = dict(self.hypers)
-        if self.length_hyper:
-            hypers[self.length_hyper] = length
-        return load_model(self.model).compile(**hypers)
+    @property
+    def filename(self) -> str:
+        return self.model if self.model.endswith(".py") else f"{self.model}.py"
 
-    def batch(self, n: int, *, length: int, split: str, seed, perceptual: bool | None = None,
-              data_dir=None) -> TaskBatch:
-        return make_batch(self.task, n, split=split, digits=length, seed=seed, data_dir=data_dir,
-                          perceptual=self.perceptual if perceptual is None else perceptual)
+    def parsed(self) -> Model:
+        return model_from_source(self.source, self.filename)
+
+    def compile(self, hypers: dict[str, int] | None = None) -> CompiledModel:
+        """The model compiled for an example set's hyper-parameters (default: training's)."""
+        chosen = self.task.train_hypers if hypers is None else hypers
+        return self.parsed().compile(**{**chosen, **self.hypers})
+
+    def train_examples(self, n: int, rng, data_dir=None) -> Examples:
+        return self.task.train_examples(n, rng, perceptual=self.perceptual, data_dir=data_dir)
+
+    @property
+    def source_hash(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+
+    def check(self) -> None:
+        """Raise ValueError unless the model has the Inputs and Outputs the task's examples use."""
+        compiled = self.compile()
+        for kind, names, declared in (("Input", self.task.input_names, compiled.inputs),
+                                      ("Output", self.task.output_names, compiled.outputs)):
+            missing = [n for n in names if n not in declared]
+            if missing:
+                raise ValueError(f"{self.filename}: the task's examples give {kind} '{missing[0]}', "
+                                 f"which the model does not declare (it has {', '.join(declared) or 'none'})")
+        if self.task.perceptual_only and not self.perceptual and not compiled.nets:
+            raise ValueError(f"{self.filename}: Tensor inputs need @Learn functions to read them")
 
 
-def problem(task: str, *, perceptual: bool = False, model: str | None = None,
+def problem(task: str | Task, *, perceptual: bool = False, model: str | None = None,
             hypers: dict[str, int] | None = None) -> Problem:
-    """The paper's setting for ``task`` (one of :data:`TASKS`), optionally with another model."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task '{task}'; known: {', '.join(TASKS)}")
-    extra = dict(hypers or {})
-    if task == "math":
-        return Problem(task, model or "math", extra, "N_DIGITS", (2,), (2, 3),
-                       tuple(range(2, 17)), perceptual)
-    family = task.split(":")[0]
-    # The very first task (ADD2X2) may call only net_0: one untrained net at a time (Sec. 4.1).
-    defaults = {"N_AUX": 0, "N_NETS": 1} if family == "add2x2" else {"N_AUX": 3, "N_NETS": 2}
-    return Problem(task, model or "grid2x2", {**defaults, **extra}, perceptual=perceptual)
+    """A registered task by name (the paper's settings), or a task object, with its model:
+    ``model`` (a shipped name or a .py file) or the task's default."""
+    found = get_task(task) if isinstance(task, str) else task
+    default = getattr(found, "model", None)
+    if model is None and default is None:
+        raise ValueError(f"task '{found.name}' has no default model: give one")
+    source, _ = read_model_source(model or default)
+    extra = {**getattr(found, "model_hypers", {}), **(hypers or {})}
+    return Problem(found, model or default, source, extra, perceptual)
+
+
+def file_problem(model: str | Path, data: str | Path, hypers_file: str | Path | None = None, *,
+                 hypers: dict[str, int] | None = None, perceptual: bool | None = None,
+                 train_batches=None, check_batches=None, name: str | None = None) -> Problem:
+    """A user's task: a model source and its examples in TerpreT's format (see
+    :mod:`ntpt_ray.tasks.files`); perceptual by default when the model has Tensor inputs."""
+    source, filename = read_model_source(str(model))
+    parsed = model_from_source(source, filename)
+    task = FileTask.load(TaskFiles.read(data, hypers_file), parsed, overrides=hypers,
+                         train_batches=train_batches, check_batches=check_batches, name=name)
+    found = Problem(task, filename, source, dict(hypers or {}),
+                    task.perceptual_only if perceptual is None else perceptual)
+    found.check()
+    return found

@@ -11,7 +11,11 @@ import numpy as np
 import torch
 
 from .lang.discrete import run_discrete
-from .problems import Problem
+from .lang.ir import slot_name
+from .problems import Problem, read_model_source
+from .tasks import FileTask, get_task, registered_tasks
+from .tasks.base import DetachedTask
+from .tasks.files import instance_value
 
 
 @dataclass
@@ -22,10 +26,43 @@ class LearnedProgram:
     values: dict[str, np.ndarray]
     confidence: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def run(self, inputs: Mapping[str, torch.Tensor], *, length: int, library) -> torch.Tensor:
-        """The program's output on a batch (``-1`` where it never wrote one)."""
-        return run_programs(self.problem, {k: v[None] for k, v in self.values.items()}, inputs,
-                            length=length, library=library)[0]
+    def run(self, inputs: Mapping[str, torch.Tensor], *, library,
+            hypers: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
+        """The program's Output elements ``{name: [B]}`` on a batch (``-1`` where it never wrote
+        one), with the model compiled for ``hypers`` (default: the training examples')."""
+        outputs = run_programs(self.problem, {k: v[None] for k, v in self.values.items()}, inputs,
+                               hypers=hypers, library=library)
+        return {name: value[0] for name, value in outputs.items()}
+
+    def run_instance(self, instance: Mapping[str, Any], *, library,
+                     hypers: dict[str, int] | None = None) -> dict[str, Any]:
+        """Run on one instance given as ``{Input name: integer or nested list}`` (TerpreT's
+        data format) and return ``{Output name: value}`` (nested lists for Output arrays; -1
+        where the program never wrote a value)."""
+        model = self.problem.compile(hypers)
+        for name, decl in model.params.items():
+            if name in self.values and np.shape(self.values[name]) != decl.shape:
+                raise ValueError(f"with hypers {model.hypers} Param '{name}' has shape {decl.shape}, but the "
+                                 f"program's has shape {np.shape(self.values[name])}: it runs only on models "
+                                 "of its own Param shapes")
+        unknown = sorted(set(instance) - set(model.inputs))
+        if unknown:
+            raise ValueError(f"'{unknown[0]}' is not an Input of the model (Inputs: {', '.join(model.inputs)})")
+        inputs = {}
+        for name, decl in model.inputs.items():
+            if decl.is_tensor:
+                inputs[name] = _tensor_value(instance.get(name), (*decl.shape, *decl.tensor_shape), name)
+            else:
+                inputs[name] = torch.from_numpy(instance_value(instance.get(name), decl, f"Input '{name}'",
+                                                               False)[None])
+        outputs = self.run(inputs, library=library, hypers=hypers)
+        result = {}
+        for name, decl in model.outputs.items():
+            array = np.zeros(decl.shape, dtype=np.int64)
+            for slot in decl.slots():
+                array[slot[1]] = int(outputs[slot_name(slot)][0])
+            result[name] = array.tolist()
+        return result
 
     def listing(self) -> str:
         """The program as readable NTPT-style source (see :mod:`ntpt_ray.listing`)."""
@@ -35,18 +72,26 @@ class LearnedProgram:
 
     def to_dict(self) -> dict[str, Any]:
         p = self.problem
-        return {
-            "task": p.task, "model": p.model, "hypers": p.hypers, "perceptual": p.perceptual,
+        record = {
+            "task": p.task.name, "model": p.model, "hypers": p.hypers, "perceptual": p.perceptual,
+            "task_hypers": p.task.train_hypers, "model_hash": p.source_hash,
             "values": {k: np.asarray(v).tolist() for k, v in self.values.items()},
             "confidence": {k: np.round(np.asarray(v), 4).tolist() for k, v in self.confidence.items()},
         }
+        if isinstance(p.task, FileTask):
+            record["data_fingerprint"] = p.task.fingerprint
+        return record
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "LearnedProgram":
-        from .problems import problem
-
-        p = problem(data["task"], perceptual=data["perceptual"], model=data["model"],
-                    hypers=data["hypers"])
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> LearnedProgram:
+        """Inverse of :meth:`to_dict`; ``source`` is the model's text (default: the shipped model
+        the record names)."""
+        registered = data["task"] in registered_tasks()
+        task = get_task(data["task"]) if registered else DetachedTask(
+            data["task"], data.get("task_hypers", {}))
+        if source is None:
+            source, _ = read_model_source(data["model"])
+        p = Problem(task, data["model"], source, dict(data["hypers"]), data["perceptual"])
         return cls(p, {k: np.asarray(v, dtype=np.int64) for k, v in data["values"].items()},
                    {k: np.asarray(v) for k, v in data.get("confidence", {}).items()})
 
@@ -55,15 +100,21 @@ class LearnedProgram:
 
 
 def run_programs(problem: Problem, values: Mapping[str, np.ndarray], inputs: Mapping[str, torch.Tensor],
-                 *, length: int, library) -> torch.Tensor:
-    """Outputs ``[P, B]`` of P programs (``values[name]``: ``[P, *shape]``) on one batch."""
-    model = problem.compile(length)
+                 *, library, hypers: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
+    """Output elements ``{name: [P, B]}`` of P programs (``values[name]``: ``[P, *shape]``) on
+    one batch, the model compiled for ``hypers`` (default: the training examples')."""
+    model = problem.compile(hypers)
     params = {k: torch.as_tensor(np.asarray(v)) for k, v in values.items() if k in model.params}
-    return single_output(run_discrete(model, params, library, inputs))
+    return run_discrete(model, params, library, inputs)
 
 
-def single_output(outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The value of a model's one Output element (training and verification compare it)."""
-    if len(outputs) != 1:
-        raise ValueError(f"a trainable model has exactly one Output element, got {sorted(outputs)}")
-    return next(iter(outputs.values()))
+
+def _tensor_value(raw: Any, shape: tuple[int, ...], name: str) -> torch.Tensor:
+    """A Tensor input given as nested lists of numbers (images in 0..1), as a batch of one."""
+    try:
+        array = np.asarray(raw, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"Tensor Input '{name}': expected nested lists of numbers of shape {shape}") from None
+    if array.shape != shape:
+        raise ValueError(f"Tensor Input '{name}': has shape {array.shape}, the model declares {shape}")
+    return torch.from_numpy(array[None])

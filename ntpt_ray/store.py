@@ -25,7 +25,7 @@ import torch
 from .atomic import fsync_dir, write_synced
 from .library import LibrarySnapshot
 from .program import LearnedProgram
-from .train.run import jsonable, save_program
+from .train.run import jsonable, read_program, save_program
 
 RECORD = "record.json"
 
@@ -61,7 +61,7 @@ class ProgramRecord:
     seed: int  # the restart's seed
     library_version: int  # version of the sweep's shared library the restart started from
     program: dict  # LearnedProgram.to_dict()
-    verification: dict  # test_accuracy, perceptual_accuracy ({length: acc}), val_accuracy, rank, ...
+    verification: dict  # test_accuracy, perceptual_accuracy ({check set: acc}), val_accuracy, rank, ...
     val_curve: list  # [(examples seen, relaxed validation accuracy), ...]
     spec: dict  # the sweep spec as a plain dict
     started_at: str  # ISO-8601 UTC timestamps
@@ -74,13 +74,8 @@ class ProgramRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProgramRecord:
-        """Inverse of :meth:`to_dict` after a JSON round trip (int length keys, tuple points)."""
-        verification = dict(data["verification"])
-        for key in ("test_accuracy", "perceptual_accuracy"):
-            if key in verification:
-                verification[key] = {int(k): v for k, v in verification[key].items()}
-        return cls(**{**data, "verification": verification,
-                      "val_curve": [tuple(point) for point in data["val_curve"]]})
+        """Inverse of :meth:`to_dict` after a JSON round trip (tuple points)."""
+        return cls(**{**data, "val_curve": [tuple(point) for point in data["val_curve"]]})
 
 
 @dataclass
@@ -93,7 +88,7 @@ class StoredProgram:
 
     @cached_property
     def program(self) -> LearnedProgram:
-        return LearnedProgram.from_dict(json.loads((self.path / "program.json").read_text()))
+        return read_program(self.path / "program.json")
 
     @cached_property
     def library(self) -> LibrarySnapshot:
@@ -119,16 +114,17 @@ class ProgramStore:
         """The folder of program ``id`` (whether or not it is stored)."""
         return self.programs / id
 
-    def add(self, record: ProgramRecord, library: LibrarySnapshot | None = None) -> bool:
-        """Store a program atomically; ``False`` (and nothing written) when its id is already
-        there, complete or not."""
+    def add(self, record: ProgramRecord, library: LibrarySnapshot | None = None, *,
+            source: str | None = None) -> bool:
+        """Store a program atomically, with its model ``source`` (default: the shipped model the
+        record names); ``False`` (and nothing written) when its id is already there, complete or not."""
         if not record.id or record.id.startswith(".") or Path(record.id).name != record.id:
             raise ValueError(f"a program id is a plain folder name, got {record.id!r}")
         if self.path(record.id).exists():
             return False
         if not record.program_hash:
             record = replace(record, program_hash=program_hash(record.program))
-        program = LearnedProgram.from_dict(record.program)
+        program = LearnedProgram.from_dict(record.program, source=source)
         self.programs.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{secrets.token_hex(8)}"  # private until renamed: plain writes
         tmp.mkdir()

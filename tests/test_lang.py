@@ -16,7 +16,7 @@ from ntpt_ray.lang.model import Model
 from ntpt_ray.lang.relaxed import run_relaxed
 
 # A small model that uses every construct: hyper-parameters, arrays, @Runtime functions
-# calling each other, if/elif/else on Params and Vars, with, soft reads, halting Outputs.
+# calling each other, if/elif/else on Params and Vars, with, soft reads, halting (halt_with).
 TOY = """
 M = 5
 T = 3
@@ -60,7 +60,7 @@ for t in range(T):
             else:
                 w[k, t + 1].set_to(w[k, t])
     if v[t + 1] == stop_at:
-        y.set_to(w[1, t + 1])
+        y.halt_with(w[1, t + 1])
 """
 
 
@@ -141,7 +141,7 @@ y.set_to(z)
 
 
 def test_hyper_parameters_can_be_overridden_and_derived_ones_follow():
-    model = Model("N = 2\nL = 2 * N - 1\nx = Var(L)\n")
+    model = Model("N = 2\nL = 2 * N - 1\nx = Output(L)\nx.set_to(0)\n")
     assert model.compile(N=5).hypers == {"N": 5, "L": 9}
     with pytest.raises(NTPTError, match="unknown hyper-parameter"):
         model.compile(Q=1)
@@ -248,7 +248,8 @@ def _error(source: str) -> NTPTError:
      "x.set_to(net(n))", 5, "must be a Tensor(2, 2)"),
     ("x = Var(3)\nx.set_to(0)\nx.set_to(1)", 3, "assigned twice"),
     ("x = Var(3)\ny = Var(3)\ny.set_to(x)", 3, "read before it is assigned"),
-    ("c = Param(2)\nx = Var(3)\nif c == 0:\n    x.set_to(1)", 3, "assigned in some branches"),
+    ("c = Param(2)\nx = Var(3)\ny = Output(3)\nif c == 0:\n    x.set_to(1)\ny.set_to(x)", 6,
+     "assigned only in some branches of the if at line 4"),
     ("c = Param(2)\nx = Var(3)\nx.set_to(c == 5)", 3, "unsupported expression"),
     ("c = Param(2)\ny = Output(2)\nif c == 2:\n    y.set_to(0)", 3, "never true"),
     ("a = Param(4)\nb = Param(4)\ny = Output(4)\ny.set_to(a + b)", 4, "@Runtime function"),
@@ -260,7 +261,7 @@ def _error(source: str) -> NTPTError:
     ("img = InputTensor(2, 2)[3]\nc = Param(3)\n@Learn([Tensor(2, 2)], 3)\ndef net(i): pass\n"
      "y = Output(3)\ny.set_to(net(img[c]))", 6, "indexed by a random value"),
     ("x = Var(3)\nx[0].set_to(1)", 2, "has 0 dimension(s)"),
-    ("y = Output(3)\nq = y\n", 2, "compile-time constant"),
+    ("x = Var(3)\ny = Output(3)\nq = x + 1\n", 3, "compile-time constant"),
 ])
 def test_malformed_models_get_one_error_with_file_and_line(source, line, fragment):
     err = _error(source)

@@ -42,16 +42,21 @@ APPLY2X2 = {
 
 def program(task: str, values: dict) -> LearnedProgram:
     prob = problem(task)
-    params = prob.compile(prob.train_lengths[0]).params
+    params = prob.compile().params
     full = {name: np.zeros(decl.shape, dtype=np.int64) for name, decl in params.items()}
     full.update({k: np.asarray(v) for k, v in values.items() if k in params})
     return LearnedProgram(prob, full)
 
 
+def examples(prog: LearnedProgram, n: int, length: int, seed: int):
+    return prog.problem.task.examples(n, length=length, split="test", seed=seed, perceptual=False)
+
+
 def accuracy(prog: LearnedProgram, length: int, n: int = 300, seed: int = 0) -> float:
-    batch = prog.problem.batch(n, length=length, split="test", seed=seed)
-    library = OracleLibrary(prog.problem.compile(length).nets)
-    return float((prog.run(batch.inputs, length=length, library=library) == batch.target).float().mean())
+    batch = examples(prog, n, length, seed)
+    library = OracleLibrary(prog.problem.compile(batch.hypers).nets)
+    out = prog.run(batch.inputs, library=library, hypers=batch.hypers)["result"]
+    return float((out == batch.outputs["result"]).float().mean())
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 5, 8, 12, 16])
@@ -75,10 +80,10 @@ def test_a_wrong_math_program_fails_longer_expressions():
 
 def test_relaxed_math_with_one_hot_params_equals_the_discrete_program():
     prog = program("math", MATH)
-    batch = prog.problem.batch(64, length=3, split="test", seed=3)
-    model = prog.problem.compile(3)
+    batch = examples(prog, 64, 3, seed=3)
+    model = prog.problem.compile(batch.hypers)
     probs = {k: F.one_hot(torch.as_tensor(v), model.params[k].size).float()[None]
              for k, v in prog.values.items()}
     out = run_relaxed(model, probs, OracleLibrary(model.nets), batch.inputs)["result"][0]
     torch.testing.assert_close(out.sum(-1), torch.ones(64))
-    assert torch.equal(out.argmax(-1), batch.target)
+    assert torch.equal(out.argmax(-1), batch.outputs["result"])

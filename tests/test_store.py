@@ -29,7 +29,7 @@ EXPRESSION = "7+8x9-3/0+5x6-2/4+9x1-0/3+8x7-6"  # 16 digits, a division by zero 
 
 def math_program(values: dict, perceptual: bool = False) -> LearnedProgram:
     prob = problem("math", perceptual=perceptual)
-    params = prob.compile(prob.train_lengths[0]).params
+    params = prob.compile().params
     full = {name: np.zeros(decl.shape, dtype=np.int64) for name, decl in params.items()}
     full.update({k: np.asarray(v) for k, v in values.items() if k in params})
     return LearnedProgram(prob, full)
@@ -40,7 +40,7 @@ def make_record(sweep: str = "math-t", restart: int = 3, values: dict = MATH,
     return ProgramRecord(
         id=program_id(sweep, restart), sweep=sweep, restart=restart, seed=1000 + restart,
         library_version=2, program=math_program(values, perceptual).to_dict(),
-        verification={"test_accuracy": {2: 1.0, 3: 1.0, 16: 1.0}, "perceptual_accuracy": {},
+        verification={"test_accuracy": {"2": 1.0, "3": 1.0, "16": 1.0}, "perceptual_accuracy": {},
                       "val_accuracy": 1.0, "rank": 4, "argmax_verified": False},
         val_curve=[(512, 0.25), (1024, 0.5), (1536, 1.0)], spec={"task": "math", "restarts": 8},
         started_at="2026-01-01T00:00:00Z", found_at=found_at, seconds_into_sweep=10.5)
@@ -75,7 +75,7 @@ def test_add_then_get_round_trips_record_program_and_library(tmp_path):
         "record.json", "program.json", "program.ntpt", "model.py", "library.pt"}
     got = stored.record
     assert re.fullmatch(r"[0-9a-f]{12}", got.program_hash)
-    assert got.verification["test_accuracy"] == {2: 1.0, 3: 1.0, 16: 1.0}
+    assert got.verification["test_accuracy"] == {"2": 1.0, "3": 1.0, "16": 1.0}
     assert got.val_curve == [(512, 0.25), (1024, 0.5), (1536, 1.0)]
     assert got == ProgramRecord(**{**record.__dict__, "program_hash": got.program_hash})
     for name, value in math_program(MATH).values.items():
@@ -184,7 +184,7 @@ def test_export_gives_a_folder_that_load_program_reads(tmp_path):
     copy = store.export("math-t", tmp_path / "copy")
     assert copy == tmp_path / "copy"
     program, snapshot = load_program(copy)
-    assert program.values["return_reg"] == 0 and program.problem.task == "math"
+    assert program.values["return_reg"] == 0 and program.problem.task.name == "math"
     torch.testing.assert_close(snapshot, library)
     (tmp_path / "dir").mkdir()
     assert store.export("math-t-r00003", tmp_path / "dir") == tmp_path / "dir" / "math-t-r00003"
@@ -259,7 +259,7 @@ def test_cli_run_rejects_bad_input_in_one_line(store_dir, args, message):
 def test_cli_run_a_perceptual_program_on_images(tmp_path):
     store = ProgramStore(tmp_path)
     record = make_record(perceptual=True)
-    nets = problem("math", perceptual=True).compile(2).nets
+    nets = problem("math", perceptual=True).compile().nets
     store.add(record, NeuralLibrary(nets, [0]).snapshot(0))  # untrained nets: any output will do
     result = CliRunner().invoke(app, ["run", "math-t", "-i", "3+4x2", "--images", "--seed", "5",
                                       "--store", str(tmp_path)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -239,3 +241,30 @@ def test_sweep_command_names_the_bad_spec_field(tmp_path):
     result = CliRunner().invoke(app, ["sweep", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}: [stop] policy: Input should be 'first', 'programs' or 'all'" in result.output
+
+
+def test_a_user_task_spec_resolves_paths_from_the_spec_and_hashes_contents_not_names(tmp_path):
+    from test_tasks import _reverse_files
+
+    model, data, hypers = _reverse_files(tmp_path, check=[[1, 2, 3]])
+    spec_file = tmp_path / "reverse.toml"
+    spec_file.write_text('name = "rev"\n[problem]\nmodel = "reverse.py"\ndata = "reverse_data.json"\n'
+                         'hypers = "reverse_hypers.json"\n')
+    spec = load_spec(spec_file)
+    prob = spec.build_problem()
+    assert prob.task.check_batches == ("longer",) and "ys[i].set_to" in prob.source
+    first = spec.sweep_id
+    renamed = tmp_path / "elsewhere"
+    renamed.mkdir()
+    for f in (model, data, hypers):
+        f.rename(renamed / f.name.replace("reverse", "rev2"))
+    (renamed / "s.toml").write_text('name = "rev"\n[problem]\nmodel = "rev2.py"\ndata = "rev2_data.json"\n'
+                                    'hypers = "rev2_hypers.json"\n')
+    assert load_spec(renamed / "s.toml").sweep_id == first  # same contents, other names
+    (renamed / "rev2.py").write_text((renamed / "rev2.py").read_text() + "\n# edited\n")
+    assert load_spec(renamed / "s.toml").sweep_id != first
+    unpickled = pickle.loads(pickle.dumps(spec))
+    shutil.rmtree(renamed)
+    assert unpickled.build_problem().source == prob.source  # actors need none of the files
+    with pytest.raises(SpecError, match=r"\[problem\]: data needs model"):
+        parse_spec({"name": "x", "problem": {"data": "d.json"}})

@@ -292,3 +292,41 @@ def test_a_perceptual_sweep_shares_better_libraries_with_later_restarts(tmp_path
             source = records[versions[r.library_version]["source"]]
             assert source.found_at <= r.started_at
             assert (store / "programs" / r.id / "library.pt").is_file()
+
+
+@pytest.mark.slow
+def test_a_user_task_sweeps_on_ray_stores_its_source_and_runs_after_its_files_are_gone(tmp_path):
+    """The larger-digit example (a user's model and data files, perceptual) through a sweep on
+    an embedded Ray, the store, export to another folder, and `ntpt run --json` from there."""
+    import numpy as np
+
+    repo = Path(__file__).resolve().parents[1]
+    task_dir = tmp_path / "task"
+    shutil.copytree(repo / "search" / "tasks" / "larger_digit", task_dir)
+    made = subprocess.run([sys.executable, str(task_dir / "make_data.py"), str(task_dir), "--train", "240",
+                           "--check", "80"], env=ENV, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    spec, store = task_dir / "larger.toml", tmp_path / "store"
+    spec.write_text('name = "larger"\n[problem]\nmodel = "model.py"\ndata = "larger_digit.json"\n'
+                    "[restarts]\ntotal = 4\nper_actor = 2\nactors = 2\n[train]\nsteps = 200\n"
+                    '[convergence]\nval_every = 50\n[verify]\nbeam = 16\n[stop]\npolicy = "first"\n')
+    done = subprocess.run([BIN / "ntpt", "sweep", str(spec), "--store", str(store)], env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first = re.search(r"first program stored this session: (\S+)", done.stdout).group(1)
+    exported = subprocess.run([BIN / "ntpt", "programs", "export", first, str(tmp_path / "copy"),
+                               "--store", str(store)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    arrays = np.load(task_dir / "larger_digit.npz")
+    images = arrays["check.digits"][:1] / 255.0
+    shutil.rmtree(task_dir)
+    shutil.rmtree(store)
+    record = json.loads((tmp_path / "copy" / "record.json").read_text())
+    assert record["program"]["data_fingerprint"] and "larger.set_to" in (tmp_path / "copy" / "model.py").read_text()
+    run = subprocess.run([BIN / "ntpt", "run", str(tmp_path / "copy"), "--json",
+                          json.dumps({"digits": images[0].tolist()})], env=ENV, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(answer) == {"larger"} and 0 <= answer["larger"] <= 9
+    assert record["program"]["values"]["op"] == 0  # MAX

@@ -14,6 +14,8 @@ errors = Console(stderr=True, emoji=False, soft_wrap=True)  # one error, one lin
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="MNIST and operator data (default: $NTPT_DATA_DIR, else the user cache).")]
+HypersFile = Annotated[str | None, typer.Option(
+    "--hypers", help="A hypers file, TerpreT's {set: {Hyper: value}}; FILE:SET picks one set.")]
 Hypers = Annotated[list[str] | None, typer.Option(
     "--hyper", "-H", help="Override a model hyper-parameter, NAME=VALUE (repeatable).")]
 
@@ -41,6 +43,24 @@ def parse_hypers(items: list[str] | None) -> dict[str, int]:
             fail(f"--hyper expects NAME=INTEGER, got '{item}'")
         out[name.strip()] = int(value)
     return out
+
+
+def read_hyper_sets(spec: str) -> dict[str, dict[str, int]]:
+    """The sets of a hypers file ``FILE`` (all of them) or ``FILE:SET`` (that one)."""
+    import json
+
+    path, _, wanted = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    try:
+        sets = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"--hypers {path}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--hypers {path}: not valid JSON: {exc}") from None
+    if not isinstance(sets, dict) or not all(isinstance(v, dict) for v in sets.values()):
+        raise ValueError(f"--hypers {path}: expected {{set name: {{Hyper name: value}}}}")
+    if wanted and wanted not in sets:
+        raise ValueError(f"--hypers {path}: no set '{wanted}' (sets: {', '.join(sets)})")
+    return {wanted: sets[wanted]} if wanted else sets
 
 
 def parse_lengths(text: str) -> list[int]:

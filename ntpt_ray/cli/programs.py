@@ -10,7 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from .common import DataDir, by_length, console, fail
+from ..lang.errors import NTPTError
+from .common import DataDir, Hypers, HypersFile, by_length, console, fail, parse_hypers, read_hyper_sets
 
 app = typer.Typer(help="Verified programs in the store: list, show, export.", no_args_is_help=True)
 
@@ -38,15 +39,16 @@ def _get(store: Path | None, program_id: str):
         fail(str(exc))
 
 
-def _spans(lengths: list[int]) -> str:
-    """``[2, 3, 4, 8]`` as ``2-4,8``."""
+def _spans(names: list[str]) -> str:
+    """Check-set names, runs of lengths compressed: ``["2", "3", "4", "8"]`` as ``2-4,8``."""
     spans: list[list[int]] = []
-    for n in sorted(lengths):
+    for n in sorted(int(x) for x in names if str(x).isdigit()):
         if spans and n == spans[-1][1] + 1:
             spans[-1][1] = n
         else:
             spans.append([n, n])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    words = [str(x) for x in names if not str(x).isdigit()]
+    return ",".join([str(a) if a == b else f"{a}-{b}" for a, b in spans] + words)
 
 
 @app.command("list")
@@ -85,7 +87,9 @@ def show(program_id: ProgramId, store: Store = None) -> None:
     p = r.program
     console.print(f"[bold]{r.id}[/]  ({stored.path})", highlight=False)
     console.print(f"task {p['task']} ({'perceptual' if p['perceptual'] else 'symbolic'}), "
-                  f"model {p['model']}, program hash {r.program_hash}")
+                  f"model {p['model']} (source {p.get('model_hash', '?')}), program hash {r.program_hash}")
+    if p.get("data_fingerprint"):
+        console.print(f"examples: data fingerprint {p['data_fingerprint']}")
     console.print(f"sweep {r.sweep}, restart {r.restart}, seed {r.seed}, "
                   f"started from library version {r.library_version}")
     console.print(f"started {r.started_at}, found {r.found_at} "
@@ -95,9 +99,9 @@ def show(program_id: ProgramId, store: Store = None) -> None:
         console.print(f"beam rank {v.get('rank', '?')}{how}, validation accuracy "
                       f"{v.get('val_accuracy', float('nan')):.4f}")
     if v.get("test_accuracy"):
-        console.print(f"test accuracy by length (exact perception): {by_length(v['test_accuracy'])}")
+        console.print(f"held-out accuracy (exact perception): {by_length(v['test_accuracy'])}")
     if v.get("perceptual_accuracy"):
-        console.print(f"test accuracy by length (learned nets): {by_length(v['perceptual_accuracy'])}")
+        console.print(f"held-out accuracy (learned nets): {by_length(v['perceptual_accuracy'])}")
     if r.val_curve:
         last = ", ".join(f"{seen}: {acc:.3f}" for seen, acc in r.val_curve[-5:])
         console.print(f"validation curve (examples seen: accuracy), last {min(5, len(r.val_curve))} "
@@ -121,11 +125,31 @@ def export(
     console.print(f"exported to {path}")
 
 
+def _load(program_id: str, store: Path | None):
+    """A stored program by id, or a run directory / program folder: (program, nets, label)."""
+    from ..train.run import load_program
+
+    if Path(program_id).is_dir() or program_id.endswith(".json"):
+        try:
+            program, nets = load_program(Path(program_id))
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            fail(str(exc))
+        return program, nets, program_id
+    stored = _get(store, program_id)
+    return stored.program, stored.library, stored.record.id
+
+
 def run(
-    program_id: ProgramId,
-    inputs: Annotated[list[str], typer.Option(
-        "--input", "-i", help="An input (repeatable): MATH '3+4x2-7/1'; ADD2X2 the grid's four "
-                              "digits '1 2 3 4' (cells 0 1 | 2 3); APPLY2X2 its four operators '+ - x /'.")],
+    program_id: Annotated[str, typer.Argument(
+        help="A stored program's id (or unique prefix), or a run directory / exported program folder.")],
+    json_input: Annotated[str | None, typer.Option(
+        "--json", help="One instance as JSON, {Input name: value or list}, e.g. '{\"xs\": [3, 5, 1]}'; "
+                       "prints the Outputs as one JSON object on its last line.")] = None,
+    hypers_file: HypersFile = None,
+    hyper: Hypers = None,
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--input", "-i", help="Built-in tasks' shorthand (repeatable): MATH '3+4x2-7/1'; ADD2X2 the grid's four "
+                              "digits '1 2 3 4' (cells 0 1 | 2 3); APPLY2X2 its four operators '+ - x /'.")] = None,
     ints: Annotated[list[str] | None, typer.Option(
         help="APPLY2X2's integers 'd1 d2 d3': once for every input, or once per input.")] = None,
     images: Annotated[bool, typer.Option(
@@ -135,15 +159,53 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the images drawn.")] = 0,
     data_dir: DataDir = None,
 ) -> None:
-    """Run a stored program on inputs you give and compare it with the right answers."""
-    import torch
+    """Run a verified program discretely: on one JSON instance, or (built-in tasks) on inputs
+    you give, compared with the right answers."""
+    import json
 
+    from ..library import OracleLibrary
+    from ..tasks import GeneratedTask
+
+    program, nets_state, label = _load(program_id, store)
+    problem = program.problem
+    if (json_input is None) == (not inputs):
+        fail("give one of --json '{...}' (any program) or --input (built-in tasks)")
+    if json_input is not None:
+        try:
+            instance = json.loads(json_input)
+            if not isinstance(instance, dict):
+                raise ValueError("--json: expected an object {Input name: value}")
+            overrides = parse_hypers(hyper)
+            if hypers_file:
+                sets = read_hyper_sets(hypers_file)
+                if len(sets) != 1:
+                    raise ValueError(f"--hypers {hypers_file}: name one set, FILE:SET (sets: {', '.join(sets)})")
+                overrides = {**next(iter(sets.values())), **overrides}
+            hypers = {**problem.task.train_hypers, **overrides}
+            nets = problem.compile(hypers).nets
+            if nets_state and problem.perceptual:
+                from ..library import NeuralLibrary, RestartView
+
+                stack = NeuralLibrary(nets, [0])
+                stack.load(nets_state)
+                library = RestartView(stack, 0)  # images, read with the program's own nets
+            else:
+                library = OracleLibrary(nets)  # symbol ids, perceived exactly
+            outputs = program.run_instance(instance, hypers=hypers, library=library)
+        except (ValueError, NTPTError) as exc:
+            fail(f"{label}: {exc}")
+        console.print(json.dumps(outputs), highlight=False, soft_wrap=True)
+        return
+    task = problem.task
+    if not isinstance(task, GeneratedTask):
+        fail(f"--input is the built-in tasks' shorthand; {label} is task '{task.name}': use --json")
+    _run_builtin(program, nets_state, label, task, inputs, ints, images, seed, data_dir)
+
+
+def _run_builtin(program, nets_state, label, task, inputs, ints, images, seed, data_dir) -> None:
     from ..library import NeuralLibrary, OracleLibrary, RestartView
 
-    stored = _get(store, program_id)
-    program = stored.program
-    problem = program.problem
-    family = problem.task.partition(":")[0]
+    family = task.family
     examples = [_parse(family, text) for text in inputs]
     given = [_parse_ints(text) for text in ints or []]
     if family == "apply2x2":
@@ -152,12 +214,11 @@ def run(
                  f"got {len(given)}")
         given = given * len(inputs) if len(given) == 1 else given
     elif given:
-        fail(f"--ints is for APPLY2X2 programs; {stored.record.id} is {problem.task}")
-    nets = problem.compile(problem.train_lengths[0]).nets
+        fail(f"--ints is for APPLY2X2 programs; {label} is {task.name}")
+    nets = program.problem.compile().nets
     if images:
-        if not stored.library:
-            fail(f"--images: {stored.record.id} has no stored nets to read images with; "
-                 "run it without --images")
+        if not nets_state:
+            fail(f"--images: {label} has no stored nets to read images with; run it without --images")
         from ..data.symbols import SymbolPools
 
         try:
@@ -165,26 +226,22 @@ def run(
         except ValueError as exc:
             fail(str(exc))
         rng = np.random.default_rng(seed)
-        shown = [pools.sample(symbols[None], rng) for symbols in examples]
         stack = NeuralLibrary(nets, [0])
-        stack.load(stored.library)
+        stack.load(nets_state)
         library = RestartView(stack, 0)
     else:
-        shown = [symbols[None] for symbols in examples]
         library = OracleLibrary(nets)
-    console.print(f"{stored.record.id} ({problem.task}) with "
+    console.print(f"{label} ({task.name}) with "
                   + (f"its nets on test-set images (seed {seed})" if images else "exact perception"),
                   highlight=False)
     table = Table()
     for column in ("input", "program", "answer", "agree"):
         table.add_column(column)
     for k, symbols in enumerate(examples):
-        feed = {"tape" if family == "math" else "grid": torch.from_numpy(shown[k])}
-        if family == "apply2x2":
-            feed["ints"] = torch.from_numpy(given[k][None])
-        length = (len(symbols) + 1) // 2 if problem.length_hyper else problem.train_lengths[0]
-        out = int(program.run(feed, length=length, library=library)[0])
-        answer = _reference(problem.task, symbols, given[k] if given else None)
+        shown = pools.sample(symbols, rng) if images else symbols
+        feed, length = task.feed(shown, given[k] if given else None)
+        out = int(program.run(feed, hypers=task.hypers_of(length), library=library)["result"][0])
+        answer = task.reference(symbols, given[k] if given else None)
         table.add_row(_render(family, symbols, given[k] if given else None),
                       "none" if out < 0 else str(out), str(answer), "yes" if out == answer else "NO")
     console.print(table, highlight=False)
@@ -215,24 +272,6 @@ def _parse_ints(text: str) -> np.ndarray:
     if len(parts) != 3 or any(len(p) != 1 or p not in DIGITS for p in parts):
         fail(f"--ints '{text}': APPLY2X2 takes three integers 0-9, e.g. '3 4 5'")
     return np.array([int(p) for p in parts], dtype=np.int64)
-
-
-def _reference(task: str, symbols: np.ndarray, ints: np.ndarray | None) -> int:
-    """The right answer, by the task's definition (mod 19, x / 0 = 18, left to right)."""
-    from ..data.symbols import OPERATOR_OFFSET
-    from ..data.tasks import LINES, MOD, apply_op
-
-    family, _, line = task.partition(":")
-    if family == "math":
-        value = symbols[0]
-        for k in range(1, len(symbols), 2):
-            value = apply_op(value, symbols[k + 1], symbols[k] - OPERATOR_OFFSET)
-        return int(value)
-    a, b = LINES[line]
-    if family == "add2x2":
-        return int((symbols[a] + symbols[b]) % MOD)
-    first = apply_op(ints[0], ints[1], symbols[a] - OPERATOR_OFFSET)
-    return int(apply_op(first, ints[2], symbols[b] - OPERATOR_OFFSET))
 
 
 def _render(family: str, symbols: np.ndarray, ints: np.ndarray | None) -> str:

@@ -14,38 +14,61 @@ from rich.table import Table
 
 from ..lang.errors import NTPTError
 from ..train.restarts import TrainConfig
-from .common import DataDir, Hypers, by_length, console, fail, parse_hypers, parse_lengths
+from .common import (DataDir, Hypers, HypersFile, by_length, console, errors, escape, fail, parse_hypers,
+                     parse_lengths, read_hyper_sets)
 
 
 def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).")],
-          hyper: Hypers = None) -> None:
+          hypers_file: HypersFile = None, hyper: Hypers = None) -> None:
     """Compile an NTPT model and summarise it, or print its first error (file:line)."""
     from ..lang.model import Model
 
+    overrides = parse_hypers(hyper)
     try:
-        compiled = Model.from_file(file).compile(**parse_hypers(hyper))
-    except NTPTError as exc:
+        model = Model.from_file(file)
+        sets = read_hyper_sets(hypers_file) if hypers_file else {"": {}}
+        compiled = {name: model.compile(**{**values, **overrides}) for name, values in sets.items()}
+    except (NTPTError, ValueError) as exc:
         fail(str(exc))
-    console.print(f"{file}: OK")
-    table = Table()
-    table.add_column("Param")
-    table.add_column("shape")
-    table.add_column("range")
-    space = 1
-    for name, decl in compiled.params.items():
-        table.add_row(name, str(decl.shape), f"0..{decl.size - 1}")
-        space *= decl.size ** math.prod(decl.shape)
-    console.print(table)
-    console.print(f"hyper-parameters: {compiled.hypers}")
-    console.print(f"neural functions: {', '.join(compiled.nets) or 'none'}")
-    console.print(f"syntactically distinct programs: {space:.3g}")
+    first = next(iter(compiled.values()))
+    console.print(f"{file}: OK" + (f" with hypers {', '.join(sets)}" if hypers_file else ""))
+    for warning in first.warnings:
+        errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    for name, c in compiled.items():
+        if len(compiled) > 1 or name:
+            console.print(f"[bold]{name}[/]: {c.hypers}", highlight=False)
+        table = Table()
+        for column in ("name", "kind", "shape", "range"):
+            table.add_column(column)
+        space = 1
+        for n, decl in c.params.items():
+            table.add_row(n, "Param", str(decl.shape), f"0..{decl.size - 1}")
+            space *= decl.size ** math.prod(decl.shape)
+        for kind, decls in (("Input", c.inputs), ("Output", c.outputs)):
+            for n, decl in decls.items():
+                shown = f"Tensor{decl.tensor_shape}" if decl.is_tensor else f"0..{decl.size - 1}"
+                table.add_row(n, kind, str(decl.shape), shown)
+        console.print(table)
+        if not name:
+            console.print(f"hyper-parameters: {c.hypers}")
+        console.print(f"neural functions: {', '.join(c.nets) or 'none'}")
+        console.print(f"syntactically distinct programs: {space:.3g}")
 
 
 def train(
-    task: Annotated[str, typer.Argument(help="math, add2x2:top|left|bottom|right, apply2x2:...")],
-    perceptual: Annotated[bool, typer.Option(help="Images (MNIST, handwritten operators) rather "
-                                             "than one-hot symbols.")] = False,
+    task: Annotated[str | None, typer.Argument(
+        help="A built-in task: math, add2x2:top|left|bottom|right, apply2x2:... (omit with --data)")] = None,
+    perceptual: Annotated[bool | None, typer.Option(
+        help="Images (MNIST, handwritten operators) rather than one-hot symbols (default: symbols; "
+             "images for a data file with Tensor inputs).")] = None,
     model: Annotated[str | None, typer.Option(help="Model: a shipped name or a .py file.")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="Your own task: examples in TerpreT's data format (needs --model).")] = None,
+    hypers_file: HypersFile = None,
+    train_batches: Annotated[str | None, typer.Option(
+        help="Data file batches to train on, comma-separated (default: train).")] = None,
+    check_batches: Annotated[str | None, typer.Option(
+        help="Batches a program must get right, comma-separated (default: every other batch).")] = None,
     hyper: Hypers = None,
     restarts: Annotated[int, typer.Option(help="Independently initialised restarts.")] = 32,
     vectorise: Annotated[int, typer.Option(help="Restarts trained as one tensor computation.")] = 32,
@@ -66,17 +89,28 @@ def train(
     out: Annotated[Path | None, typer.Option(help="Output directory (default runs/...).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Train restarts of a model on a task, decode and verify them, save the winner."""
+    """Train restarts of a model on a task (built-in, or your model and data file), decode and
+    verify them, save the winner."""
     import torch
 
-    from ..problems import problem
+    from ..problems import file_problem, problem
     from ..train.run import save_run, train_restarts
 
     try:
-        prob = problem(task, perceptual=perceptual, model=model, hypers=parse_hypers(hyper))
-        length = prob.train_lengths[0]
-        prob.compile(length)
-        prob.batch(1, length=length, split="train", seed=0, data_dir=data_dir)  # data present?
+        if data is not None:
+            if model is None or not model.endswith(".py"):
+                fail("--data needs --model MODEL.py, the NTPT source its examples are for")
+            prob = file_problem(model, data, hypers_file, hypers=parse_hypers(hyper), perceptual=perceptual,
+                                train_batches=_names(train_batches), check_batches=_names(check_batches),
+                                name=task)
+        elif task is None:
+            fail("name a built-in task, or give your own: --model MODEL.py --data DATA.json")
+        else:
+            if hypers_file or train_batches or check_batches:
+                fail("--hypers, --train-batches and --check-batches go with --data")
+            prob = problem(task, perceptual=bool(perceptual), model=model, hypers=parse_hypers(hyper))
+        prob.compile()
+        prob.train_examples(1, np.random.default_rng(0), data_dir=data_dir)  # data present?
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, library_lr=library_lr,
                              init_scale=init_scale, entropy_start=entropy_start,
                              entropy_end=entropy_end, beam=beam)
@@ -88,13 +122,16 @@ def train(
             snapshot = torch.load(path)
     except (NTPTError, ValueError) as exc:
         fail(str(exc))
-    out = out or Path("runs") / f"{task.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = prob.task.name
+    out = out or Path("runs") / f"{name.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     chunks = math.ceil(restarts / vectorise)
     columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
     verified = 0
+    if data is not None:
+        console.print(prob.task.describe(), highlight=False)
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(f"{task}: {restarts} restarts", total=chunks * steps,
+        bar = progress.add_task(f"{name}: {restarts} restarts", total=chunks * steps,
                                 status="")
 
         def on_step(batch, loss, accuracy):
@@ -119,8 +156,15 @@ def train(
     console.print(f"saved to {out}")
 
 
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
 def _report(summary, data_dir) -> None:
     n = len(summary.results)
+    if not summary.problem.task.held_out:
+        console.print("(nothing is held out: a verified program fits the training examples; "
+                      "give more batches, or --check-batches, to check it on others)")
     console.print(f"verified programs: {summary.verified}/{n} restarts with a beam of "
                   f"{summary.config.beam} ({summary.argmax_verified}/{n} by argmax alone); "
                   f"training {summary.train_seconds:.0f} s, decoding and verification "
@@ -133,9 +177,12 @@ def _report(summary, data_dir) -> None:
     console.print(summary.winner.listing(), highlight=False)
     best = next(r for r in summary.results if r.verified)
     v = best.verification
-    console.print(f"test accuracy by length (exact perception): {by_length(v.test_accuracy)}")
+    if v.test_accuracy:
+        console.print(f"held-out accuracy (exact perception): {by_length(v.test_accuracy)}")
+    else:
+        console.print("fits the training examples; nothing held out")
     if v.perceptual_accuracy:
-        console.print(f"test accuracy by length (learned nets): {by_length(v.perceptual_accuracy)}")
+        console.print(f"held-out accuracy (learned nets): {by_length(v.perceptual_accuracy)}")
         from ..evaluate import net_accuracy
 
         nets = net_accuracy(summary.winner_library, summary.winner, data_dir=data_dir)
@@ -175,7 +222,7 @@ def evaluate(
                                   perceptual=perceptual, data_dir=data_dir)
     except (FileNotFoundError, ValueError, KeyError, NTPTError) as exc:
         fail(str(exc))
-    console.print(f"{program.problem.task}: accuracy on {examples} random test examples per length")
+    console.print(f"{program.problem.task.name}: accuracy on {examples} random test examples per length")
     table = Table()
     table.add_column("length")
     table.add_column("accuracy")

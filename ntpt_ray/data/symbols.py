@@ -19,6 +19,8 @@ from .operators import load_operators
 
 SYMBOLS = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "-", "×", "÷")
 OPERATOR_OFFSET = 10  # symbol id of operator k is OPERATOR_OFFSET + k
+NET_SYMBOLS = {"net_0": (0, 10), "net_1": (10, 14)}
+"""The symbol ids each library net classifies: net_0 digits, net_1 operators."""
 SPLITS = ("train", "val", "test")
 MNIST_TRAIN_SIZE = 50_000  # the rest of MNIST's training set is 'val'
 OPERATOR_VAL_FRACTION = 0.15

@@ -2,7 +2,9 @@
 
 Vectorised over P candidate programs and B examples: values are int64 tensors of shape
 ``[P or 1, B or 1]`` and an ``if`` runs every arm on every lane, then selects per lane.
-Used to verify learned programs and to run them on new (longer) inputs.
+Each Output element comes back as ``[P, B]`` integers (in a model that halts, ``NO_OUTPUT``
+where a program did not halt). Used to verify learned programs and to run them on new
+(longer) inputs.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from .interpret import Interpreter
-from .ir import LearnFn, RuntimeFn, Slot, slot_name
+from .ir import LearnFn, RuntimeFn, Slot
 from .model import CompiledModel
 
 NO_OUTPUT = -1
-"""The value of an Output that the program never wrote."""
+"""The value of an Output of a halting model where the program did not halt."""
 
 
 @lru_cache(maxsize=256)
@@ -103,14 +105,13 @@ class DiscreteInterpreter(Interpreter):
         self.out[slot] = torch.where(fresh, value, previous)
         self.done = self.done | path
 
-    def outputs(self) -> dict[str, torch.Tensor]:
-        shape = (self.programs, self.batch)
-        return {slot_name(slot): self.out.get(slot, torch.tensor(NO_OUTPUT)).expand(shape)
-                for decl in self.model.outputs.values() for slot in decl.slots()}
+    def output(self, slot: Slot, env) -> torch.Tensor:
+        value = self.out.get(slot, torch.tensor(NO_OUTPUT)) if self.model.halts else env[slot]
+        return value.expand(self.programs, self.batch)
 
 
 def run_discrete(model: CompiledModel, params: Mapping[str, torch.Tensor], library,
                  inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Output values ``{output: [P, B]}`` (``NO_OUTPUT`` where a program never wrote it)."""
+    """Output values ``{output: [P, B]}`` (``NO_OUTPUT`` where a halting model did not halt)."""
     with torch.no_grad():
         return DiscreteInterpreter(model, params, library, inputs).run()

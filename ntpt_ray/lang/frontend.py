@@ -3,19 +3,24 @@
 An NTPT model is written in Python syntax (like TerpreT) but never run as Python: it is
 parsed with :mod:`ast`. At module level it holds
 
-* hyper-parameters: ``M = 18``, ``NOOP, MOVE = range(2)`` (compile-time integers);
+* hyper-parameters: ``M = 18``, ``NOOP, MOVE = range(2)`` (compile-time integers), and
+  ``N = Hyper()``, whose value must be given when compiling (TerpreT's hypers files);
 * declarations: ``Param(n)``, ``Var(n)``, ``Input(n)``, ``Output(n)``, optionally arrays
   ``Var(n)[T]`` / ``Var(n)[R, T]``, and tensor inputs ``InputTensor(28, 28)[4]``
   (``Input(Tensor(28, 28))`` is accepted too);
-* ``@Runtime([sizes], size)`` integer functions and ``@Learn([dims], size, hid_sizes=[..])``
-  neural functions;
-* the program: ``.set_to`` statements, ``for``/``if``/``with`` blocks (see :mod:`.unroll`).
+* ``@Runtime([sizes], size)`` integer functions, ``@Learn([dims], size, hid_sizes=[..])``
+  neural functions and ``@Inline`` functions (macros expanded at their call sites, see
+  :mod:`.unroll`);
+* ``if``s whose test is a compile-time constant: their chosen arm is read as module level;
+* the program: everything else (``.set_to`` statements, ``for``/``if``/``with`` blocks,
+  ``name = element`` aliases), in order (see :mod:`.unroll`).
+
+``from dummy import ...`` (TerpreT's imports) and docstrings are skipped.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +30,7 @@ import numpy as np
 from .consteval import NotConstant, const_eval
 from .errors import NTPTError
 from .ir import Decl, LearnFn, RuntimeFn
+from .runtime_eval import runtime_function
 
 DECL_KINDS = ("Param", "Var", "Input", "Output")
 MAX_TABLE = 4_000_000  # entries of a tabulated @Runtime function
@@ -39,6 +45,7 @@ class ModuleLevel:
     decls: dict[str, Decl] = field(default_factory=dict)
     runtime_fns: dict[str, RuntimeFn] = field(default_factory=dict)
     learn_fns: dict[str, LearnFn] = field(default_factory=dict)
+    inline_fns: dict[str, ast.FunctionDef] = field(default_factory=dict)
     body: list[ast.stmt] = field(default_factory=list)
 
 
@@ -72,7 +79,16 @@ class Frontend:
     # ------------------------------------------------------------------ statements
 
     def run(self) -> ModuleLevel:
-        for stmt in self.tree.body:
+        self.statements(self.tree.body)
+        known = set(self.out.hypers) | set(declared_hypers(self.tree))
+        unknown = set(self.overrides) - known
+        if unknown:
+            raise self.error(f"unknown hyper-parameter(s) {sorted(unknown)}; the model defines "
+                             f"{sorted(known)}", None)
+        return self.out
+
+    def statements(self, stmts: list[ast.stmt]) -> None:
+        for stmt in stmts:
             if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 continue
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
@@ -82,18 +98,26 @@ class Frontend:
                 self.assignment(stmt)
             elif isinstance(stmt, ast.FunctionDef):
                 self.function(stmt)
+            elif isinstance(stmt, ast.If):
+                self.module_if(stmt)
             elif isinstance(stmt, ast.While):
                 raise self.error("unbounded loop: 'while' is not allowed; use "
                                  "'for i in range(N)' with a constant N", stmt)
-            elif isinstance(stmt, (ast.Expr, ast.For, ast.If, ast.With, ast.Pass)):
+            elif isinstance(stmt, (ast.Expr, ast.For, ast.With, ast.Pass)):
                 self.out.body.append(stmt)
             else:
                 raise self.error(f"unsupported statement '{type(stmt).__name__}'", stmt)
-        unknown = set(self.overrides) - set(self.out.hypers)
-        if unknown:
-            raise self.error(f"unknown hyper-parameter(s) {sorted(unknown)}; the model defines "
-                             f"{sorted(self.out.hypers)}", None)
-        return self.out
+
+    def module_if(self, stmt: ast.If) -> None:
+        """An ``if`` on hyper-parameters selects module-level code; any other is program."""
+        try:
+            chosen = const_eval(stmt.test, self.out.hypers)
+        except NotConstant:
+            self.out.body.append(stmt)
+            return
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise self.error(f"cannot evaluate condition: {exc}", stmt) from None
+        self.statements(stmt.body if chosen else stmt.orelse)
 
     def assignment(self, stmt: ast.Assign) -> None:
         if len(stmt.targets) != 1:
@@ -104,9 +128,16 @@ class Frontend:
                 raise self.error("a declaration must be assigned to a single name", stmt)
             self.declare(target.id, stmt.value)
             return
+        if _is_call(stmt.value, "Hyper"):
+            self.hyper(target, stmt)
+            return
         names = _target_names(target)
         if names is None:
             raise self.error("only names can be assigned at module level", stmt)
+        if isinstance(target, ast.Name) and _is_alias(stmt.value) and target.id not in self.overrides \
+                and not self.is_constant(stmt.value):
+            self.out.body.append(stmt)  # an alias of a program element: see Unroller.binding
+            return
         if len(names) == 1 and names[0] in self.overrides:
             values = (self.overrides[names[0]],)
         else:
@@ -115,14 +146,37 @@ class Frontend:
             if len(values) != len(names):
                 raise self.error(f"cannot unpack {len(values)} values into {len(names)} names", stmt)
         for name, value in zip(names, values):
-            self.check_fresh(name, stmt)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.error(f"hyper-parameter {name} must be an integer, got {value!r}", stmt)
-            self.out.hypers[name] = value
+            self.set_hyper(name, value, stmt)
+
+    def hyper(self, target: ast.expr, stmt: ast.Assign) -> None:
+        """``name = Hyper()``: a hyper-parameter whose value is given at compile time."""
+        if not isinstance(target, ast.Name) or stmt.value.args or stmt.value.keywords:
+            raise self.error("declare a hyper-parameter as 'name = Hyper()'", stmt)
+        name = target.id
+        if name not in self.overrides:
+            raise self.error(f"hyper-parameter '{name}' = Hyper() has no value; give it (a hypers "
+                             f"file set or -H {name}=N)", stmt)
+        self.set_hyper(name, self.overrides[name], stmt)
+
+    def set_hyper(self, name: str, value: Any, stmt: ast.stmt) -> None:
+        self.check_fresh(name, stmt)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"hyper-parameter {name} must be an integer, got {value!r}", stmt)
+        self.out.hypers[name] = value
+
+    def is_constant(self, node: ast.expr) -> bool:
+        try:
+            const_eval(node, self.out.hypers)
+        except NotConstant:
+            return False
+        except (ArithmeticError, TypeError, ValueError):
+            return True  # reported when evaluated
+        return True
 
     def check_fresh(self, name: str, node: ast.AST) -> None:
         o = self.out
-        if name in o.hypers or name in o.decls or name in o.runtime_fns or name in o.learn_fns:
+        if name in o.hypers or name in o.decls or name in o.runtime_fns or name in o.learn_fns \
+                or name in o.inline_fns:
             raise self.error(f"'{name}' is defined twice", node)
 
     def declare(self, name: str, node: ast.expr) -> None:
@@ -159,16 +213,26 @@ class Frontend:
     # ------------------------------------------------------------------ functions
 
     def function(self, fn: ast.FunctionDef) -> None:
+        if len(fn.decorator_list) == 1 and _is_inline(fn.decorator_list[0]):
+            self.inline(fn)
+            return
         if len(fn.decorator_list) != 1 or not isinstance(fn.decorator_list[0], ast.Call) \
                 or _call_name(fn.decorator_list[0]) not in ("Runtime", "Learn"):
-            raise self.error(f"function '{fn.name}' needs one decorator, @Runtime([...], n) or "
-                             "@Learn([...], n, hid_sizes=[...])", fn)
+            raise self.error(f"function '{fn.name}' needs one decorator, @Runtime([...], n), "
+                             "@Learn([...], n, hid_sizes=[...]) or @Inline", fn)
         self.check_fresh(fn.name, fn)
         deco = fn.decorator_list[0]
         if _call_name(deco) == "Runtime":
             self.out.runtime_fns[fn.name] = self.runtime(fn, deco)
         else:
             self.out.learn_fns[fn.name] = self.learn(fn, deco)
+
+    def inline(self, fn: ast.FunctionDef) -> None:
+        self.check_fresh(fn.name, fn)
+        a = fn.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs:
+            raise self.error(f"@Inline function '{fn.name}' takes plain positional arguments only", fn)
+        self.out.inline_fns[fn.name] = fn
 
     def runtime(self, fn: ast.FunctionDef, deco: ast.Call) -> RuntimeFn:
         if len(deco.args) != 2 or deco.keywords:
@@ -201,13 +265,8 @@ class Frontend:
         return RuntimeFn(fn.name, tuple(arg_sizes), size, table, fn.lineno)
 
     def python_function(self, fn: ast.FunctionDef):
-        plain = ast.FunctionDef(name=fn.name, args=fn.args, body=fn.body, decorator_list=[],
-                                returns=None, type_params=[])
-        module = ast.fix_missing_locations(ast.Module(body=[plain], type_ignores=[]))
-        scope: dict[str, Any] = {"__builtins__": builtins, **self.out.hypers}
-        scope.update(self.python_fns)
-        exec(compile(module, self.filename, "exec"), scope)  # noqa: S102 - the model's own code
-        return scope[fn.name]
+        return runtime_function(fn, constants=self.out.hypers, functions=self.python_fns,
+                                filename=self.filename)
 
     def learn(self, fn: ast.FunctionDef, deco: ast.Call) -> LearnFn:
         if len(deco.args) != 2:
@@ -243,6 +302,34 @@ def _call_name(node: ast.AST) -> str | None:
 
 def _is_call(node: ast.AST, name: str) -> bool:
     return _call_name(node) == name
+
+
+def _is_inline(deco: ast.expr) -> bool:
+    """``@Inline`` or ``@Inline()``."""
+    return (isinstance(deco, ast.Name) and deco.id == "Inline") or \
+        (_is_call(deco, "Inline") and not deco.args and not deco.keywords)
+
+
+def _is_alias(node: ast.expr) -> bool:
+    """Whether ``name = node`` may bind ``name`` to a program element or expression."""
+    return isinstance(node, (ast.Name, ast.Subscript, ast.Call)) and _declaration_call(node) is None
+
+
+def declared_hypers(tree: ast.Module) -> list[str]:
+    """The names declared ``name = Hyper()`` at module level (in module-level ifs too), in order."""
+    found = []
+
+    def scan(stmts: list[ast.stmt]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, ast.Assign) and _is_call(stmt.value, "Hyper") \
+                    and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                found.append(stmt.targets[0].id)
+            elif isinstance(stmt, ast.If):
+                scan(stmt.body)
+                scan(stmt.orelse)
+
+    scan(tree.body)
+    return found
 
 
 def _declaration_call(node: ast.AST) -> ast.Call | None:

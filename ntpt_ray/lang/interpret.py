@@ -6,10 +6,15 @@ branch weights are booleans. Both are vectorised: the relaxed one over restarts 
 the discrete one over candidate programs and examples.
 
 Semantics of a branch: every arm runs on its own layer of the environment (so an arm reads
-its own assignments), then each slot the arms assign is merged by the arm weights: a mixture
-(relaxed) or a selection (discrete). Writing an Output ends the program: the discrete
-back-end keeps the first write; the relaxed one emits ``alive x path weight x value`` and
-removes that mass from ``alive`` once the enclosing top-level statement has run.
+its own assignments), then each slot every arm assigns is merged by the arm weights: a mixture
+(relaxed) or a selection (discrete); what only some arms assign stays in their layers.
+
+Outputs: in a model that sets them (``out.set_to(v)``), they live in the environment like Vars
+and the run returns their final values. In a model that halts (``out.halt_with(v)``), writing
+an Output ends the program: the discrete back-end keeps the first write; the relaxed one emits
+``alive x path weight x value`` and removes that mass from ``alive`` once the enclosing
+top-level statement has run. A Param element fixed by ``set_to_constant`` reads as its
+constant, whatever the caller passes for it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from .ir import (
     Assign, Block, Branch, Call, Cond, Const, Emit, Expr, LearnFn, NetCall, Not, Read, Same, Slot,
-    SoftRead, TensorRef, Test,
+    SoftRead, TensorRef, Test, slot_name,
 )
 from .model import CompiledModel
 
@@ -52,7 +57,8 @@ class Interpreter(ABC):
             self.statement(stmt, env, self.always())
             if getattr(stmt, "emits", False) or isinstance(stmt, Emit):
                 self.end_of_statement()
-        return self.outputs()
+        return {slot_name(slot): self.output(slot, env)
+                for decl in self.model.outputs.values() for slot in decl.slots()}
 
     def block(self, block: Block, env: ChainMap, path: Weight) -> None:
         for stmt in block:
@@ -118,7 +124,8 @@ class Interpreter(ABC):
         if kind == "Var":
             return env[slot]
         if kind == "Param":
-            return self.param(slot)
+            fixed = self.model.fixed.get(slot)
+            return self.param(slot) if fixed is None else self.const(fixed, self.model.decls[slot[0]].size)
         return self.input(slot)
 
     def tensor(self, slot: Slot) -> Value:
@@ -207,7 +214,8 @@ class Interpreter(ABC):
     def emit(self, slot: Slot, value: Value, path: Weight) -> None: ...
 
     def end_of_statement(self) -> None:
-        """Called after each top-level statement that may write an Output."""
+        """Called after each top-level statement that may halt."""
 
     @abstractmethod
-    def outputs(self) -> dict[str, Value]: ...
+    def output(self, slot: Slot, env: ChainMap) -> Value:
+        """An Output element's value at the end: from ``env``, or what halting emitted."""

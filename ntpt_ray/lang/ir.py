@@ -1,8 +1,8 @@
 """The unrolled intermediate representation shared by the relaxed and the discrete back-ends.
 
-After the front end has evaluated hyper-parameters, unrolled every ``for`` loop and resolved
-every compile-time index, a model is a tree of the few node types below. Each integer
-expression knows its ``size``: it ranges over ``0 .. size - 1``.
+After the front end has evaluated hyper-parameters, unrolled every ``for`` loop, expanded
+aliases and ``@Inline`` calls and resolved every compile-time index, a model is a tree of the few
+node types below. Each integer expression knows its ``size``: it ranges over ``0 .. size - 1``.
 """
 
 from __future__ import annotations
@@ -179,7 +179,9 @@ class Assign:
 
 @dataclass
 class Emit:
-    """Write an Output. In discrete execution the first write ends the program."""
+    """``out.halt_with(v)``: write an Output and end the program (the first on a path wins).
+
+    An Output set with ``out.set_to(v)`` is an :class:`Assign` like a Var's."""
 
     slot: Slot
     size: int

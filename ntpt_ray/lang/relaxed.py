@@ -4,6 +4,9 @@ Values have shape ``[R or 1, B or 1, size]``: R independent restarts (each with 
 Params and neural library) and B examples, broadcast where a value does not depend on one of
 them. ``z.set_to(f(x, y))`` contracts the marginals with the indicator tensor of ``f``; an
 ``if`` mixes its arms by the condition's marginal (mean-field over the program's variables).
+Each Output element comes back as ``[R, B, size]``: a distribution for an Output set with
+``set_to``; for a model that halts, the mass that halted with each value (summing to the
+probability of halting).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .interpret import Interpreter
-from .ir import LearnFn, RuntimeFn, Slot, slot_name
+from .ir import LearnFn, RuntimeFn, Slot
 from .model import CompiledModel
 
 
@@ -44,6 +47,7 @@ class RelaxedInterpreter(Interpreter):
                  inputs: Mapping[str, torch.Tensor]):
         super().__init__(model, params, library, inputs)
         self.batch = _batch_size(inputs)
+        self.restarts = max((v.shape[0] for v in params.values()), default=1)
         self.alive = torch.ones(())
         self.pending = torch.zeros(())
         self.out: dict[Slot, torch.Tensor] = {}
@@ -122,13 +126,12 @@ class RelaxedInterpreter(Interpreter):
         self.alive = self.alive * (1 - self.pending).clamp(min=0)
         self.pending = torch.zeros(())
 
-    def outputs(self) -> dict[str, torch.Tensor]:
-        result = {}
-        for decl in self.model.outputs.values():
-            for slot in decl.slots():
-                value = self.out.get(slot, torch.zeros(1, 1, decl.size))
-                result[slot_name(slot)] = value.expand(-1, self.batch, -1) if value.shape[1] == 1 else value
-        return result
+    def output(self, slot: Slot, env) -> torch.Tensor:
+        if self.model.halts:
+            value = self.out.get(slot, torch.zeros(1, 1, self.model.decls[slot[0]].size))
+        else:
+            value = env[slot]
+        return value.expand(self.restarts if value.shape[0] == 1 else -1, self.batch, -1)
 
 
 def _batch_size(inputs: Mapping[str, torch.Tensor]) -> int:
@@ -140,5 +143,6 @@ def _batch_size(inputs: Mapping[str, torch.Tensor]) -> int:
 
 def run_relaxed(model: CompiledModel, param_probs: Mapping[str, torch.Tensor], library,
                 inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Output marginals ``{output: [R, B, size]}``; they sum to the probability of halting."""
+    """Output marginals ``{output: [R, B, size]}``; in a model that halts they sum to the
+    probability of halting, else to 1."""
     return RelaxedInterpreter(model, param_probs, library, inputs).run()

@@ -3,7 +3,8 @@
 A Param element read only inside ``if instr[b] == APPLY:`` is irrelevant to programs whose
 block b is a MOVE: programs that differ only there behave identically. Each read is recorded
 with its *guard*, the Param tests on the path to it; tests on Vars are taken as satisfiable,
-so relevance is over-approximated (never a relevant element called irrelevant).
+so relevance is over-approximated (never a relevant element called irrelevant). An element
+fixed by ``set_to_constant`` is never relevant: a test on it is decided at compile time.
 """
 
 from __future__ import annotations
@@ -32,36 +33,42 @@ def _param_tests(subject, masks, arms) -> list[tuple[Slot, tuple[bool, ...]] | N
     return out
 
 
-def _param_slots(exprs) -> set[Slot]:
+def _param_slots(exprs, fixed: Mapping[Slot, int]) -> set[Slot]:
     slots = set()
     for e in exprs:
         if isinstance(e, Read) and e.kind == "Param":
             slots.add(e.slot)
         elif isinstance(e, SoftRead) and e.kind == "Param":
             slots.update(slot for _, slot in e.options)
-    return slots
+    return slots - fixed.keys()
 
 
 def param_guards(model: CompiledModel) -> dict[Slot, set[Guard]]:
     """For each Param element, the guards under which the program reads it."""
     guards: dict[Slot, set[Guard]] = {}
+    fixed = model.fixed
 
-    def record(slots: set[Slot], guard: Guard) -> None:
-        for slot in slots:
+    def record(exprs, guard: Guard) -> None:
+        for slot in _param_slots(exprs, fixed):
             guards.setdefault(slot, set()).add(guard)
 
     def walk(block: Block, guard: Guard) -> None:
         for stmt in block:
             if not isinstance(stmt, Branch):
-                record(_param_slots(expr_nodes(stmt.expr)), guard)
+                record(expr_nodes(stmt.expr), guard)
                 continue
             if stmt.subject is not None:
-                record(_param_slots(expr_nodes(stmt.subject)), guard)
+                record(expr_nodes(stmt.subject), guard)
             tests = _param_tests(stmt.subject, stmt.masks, stmt.arms)
             for (cond, body), test in zip(stmt.arms, tests):
                 if cond is not None:
-                    record(_param_slots(cond_nodes(cond)), guard)
-                walk(body, guard if test is None else guard + (test,))
+                    record(cond_nodes(cond), guard)
+                if test is None:
+                    walk(body, guard)
+                elif test[0] not in fixed:
+                    walk(body, guard + (test,))
+                elif test[1][fixed[test[0]]]:
+                    walk(body, guard)  # a test on a fixed element holds: no guard; else dead arm
 
     walk(model.body, ())
     return guards

@@ -1,18 +1,32 @@
 """From the program statements of an NTPT source to the unrolled IR, checking as it goes.
 
 Loops are unrolled, compile-time names (hyper-parameters, loop counters, ``with`` values,
-``name = constant`` bindings) are substituted, and ``if``s on constants are resolved. The
-checks enforce the TerpreT discipline: a Var element is assigned exactly once on every path
-and never read before, every branch of a chain assigns the same Vars, values fit their
-ranges, Tensors only flow into ``@Learn`` functions.
+``name = constant`` bindings) are substituted, and ``if``s on constants are resolved.
+
+A name bound to anything else (``instr = instructions[ip]``, TerpreT's aliases) stands for that
+element or expression wherever it is used later: read, tested, enumerated by ``with``, passed,
+assigned with ``.set_to``, or indexed further (``x = arr[i]``, then ``x[j]``). The compile-time
+names in it are substituted when it is bound (a loop counter may change later).
+
+``@Inline`` functions are macros, as in TerpreT: each argument is bound to its parameter like a
+binding (a constant or an alias) and the body is unrolled at the call site. Called as a value, an
+``@Inline`` function's body must be a single ``return <expression>``.
+
+The checks enforce the TerpreT discipline. A Var element is assigned once on a path and never
+read before; one assigned in only some arms of a branch is a temporary local to those arms.
+Outputs are observed variables: ``out[i].set_to(v)`` writes one exactly once on every path.
+Alternatively a model halts: ``out.halt_with(v)`` writes an Output and ends the program (the
+first on a path wins); a model uses one style or the other. ``P[i].set_to_constant(v)`` fixes
+a Param element. Values fit their ranges and Tensors only flow into ``@Learn`` functions.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import itertools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,21 +43,65 @@ _ORDER_OPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
               ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
 _FLIPPED = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE,
             ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
+_UNBOUND = object()
+_METHODS = ("set_to", "halt_with", "set_to_constant")
+
+Binding = tuple[Any, ast.expr | None]
+"""What a name is bound to: a constant (or ``_UNBOUND``) and an alias (or None)."""
+
+
+class _Substitute(ast.NodeTransformer):
+    """Expands aliases and replaces compile-time integer names by their values."""
+
+    def __init__(self, scope: Mapping[str, Any], aliases: Mapping[str, ast.expr]):
+        self.scope, self.aliases = scope, aliases
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id in self.aliases:
+            return copy.deepcopy(self.aliases[node.id])
+        value = self.scope.get(node.id)
+        if isinstance(value, int):
+            return ast.copy_location(ast.Constant(value), node)
+        return node
 
 
 class Unroller:
-    """Unrolls ``module.body`` into a :data:`Block`."""
+    """Unrolls ``module.body`` into a :data:`Block`; then ``fixed`` and ``halts`` describe it."""
 
     def __init__(self, module: ModuleLevel):
         self.m = module
         self.scope: dict[str, Any] = dict(module.hypers)
+        self.aliases: dict[str, ast.expr] = {}
         self.assigned: set[Slot] = set()
+        self.partial: dict[Slot, tuple[str, int]] = {}  # assigned in some arms of (kind, line)
+        self.fixed: dict[Slot, int] = {}
+        self.styles: dict[str, int] = {}  # how Outputs are written (set_to / halt_with): first line
+        self.random_depth = 0  # arms of branches on random values around the current statement
+        self.inlining: list[str] = []
 
-    def error(self, message: str, node: ast.AST | None) -> NTPTError:
-        return NTPTError(message, filename=self.m.filename, line=getattr(node, "lineno", None))
+    def error(self, message: str, node: ast.AST | int | None) -> NTPTError:
+        line = node if isinstance(node, int) else getattr(node, "lineno", None)
+        return NTPTError(message, filename=self.m.filename, line=line)
+
+    @property
+    def halts(self) -> bool:
+        """Whether the program ends with ``halt_with`` (rather than setting its Outputs)."""
+        return "halt_with" in self.styles
 
     def run(self) -> Block:
-        return self.block(self.m.body)
+        body = self.block(self.m.body)
+        if not self.halts:
+            self.check_outputs_written()
+        return body
+
+    def check_outputs_written(self) -> None:
+        for decl in self.m.decls.values():
+            if decl.kind != "Output":
+                continue
+            for slot in decl.slots():
+                if slot not in self.assigned:
+                    raise self.error(f"{slot_name(slot)} is never written: an Output is written once "
+                                     "on every path, with .set_to(...)", decl.line)
 
     # ------------------------------------------------------------------ statements
 
@@ -54,10 +112,10 @@ class Unroller:
         return out
 
     def statement(self, stmt: ast.stmt, out: Block) -> None:
-        if isinstance(stmt, ast.Pass):
+        if isinstance(stmt, ast.Pass) or _is_docstring(stmt):
             return
         if isinstance(stmt, ast.Expr):
-            out.append(self.set_to(stmt))
+            self.expression_statement(stmt, out)
         elif isinstance(stmt, ast.For):
             self.for_loop(stmt, out)
         elif isinstance(stmt, ast.If):
@@ -72,21 +130,91 @@ class Unroller:
         else:
             raise self.error(f"unsupported statement '{type(stmt).__name__}' in a program", stmt)
 
-    def bind(self, name: str, value: int, node: ast.AST) -> None:
-        if name in self.m.decls or name in self.m.runtime_fns or name in self.m.learn_fns:
+    def expression_statement(self, stmt: ast.Expr, out: Block) -> None:
+        call = stmt.value
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) \
+                and call.func.id in self.m.inline_fns:
+            self.inline(call, out)
+            return
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr in _METHODS):
+            raise self.error("a statement has no effect; did you mean X.set_to(...)?", stmt)
+        method = call.func.attr
+        if len(call.args) != 1 or call.keywords:
+            raise self.error(f"{method} takes exactly one value", stmt)
+        if method == "set_to_constant":
+            self.set_to_constant(call, stmt)
+        else:
+            out.append(self.set_to(call, stmt, halt=method == "halt_with"))
+
+    # ------------------------------------------------------------------ names
+
+    def check_bindable(self, name: str, node: ast.AST) -> None:
+        m = self.m
+        if name in m.decls or name in m.runtime_fns or name in m.learn_fns or name in m.inline_fns:
             raise self.error(f"'{name}' is already declared and cannot be rebound", node)
+
+    def bind(self, name: str, value: Any, node: ast.AST) -> None:
+        self.check_bindable(name, node)
+        self.aliases.pop(name, None)
         self.scope[name] = value
+
+    def bind_alias(self, name: str, expr: ast.expr, node: ast.AST) -> None:
+        """Bind ``name`` to ``expr``, already substituted (see :meth:`substitute`)."""
+        self.check_bindable(name, node)
+        if not _is_alias_form(expr):
+            raise self.error(f"'{name} = ...' must be a compile-time constant or name an element, "
+                             "a call or a declared name (arithmetic on random values goes through an "
+                             "@Runtime function; to store a value declare a Var and use .set_to)", node)
+        for sub in ast.walk(expr):
+            if isinstance(sub, ast.Name) and not self.known_name(sub.id):
+                raise self.error(f"unknown name '{sub.id}'", node)
+        self.scope.pop(name, None)
+        self.aliases[name] = expr
+
+    def known_name(self, name: str) -> bool:
+        m = self.m
+        return any(name in d for d in (m.decls, m.runtime_fns, m.learn_fns, m.inline_fns, self.scope))
+
+    def bind_value(self, name: str, node: ast.expr, where: ast.AST) -> None:
+        """Bind ``name`` to a substituted expression: as a constant when it is one, else as an alias."""
+        try:
+            self.bind(name, const_eval(node, self.scope), where)
+        except NotConstant:
+            self.bind_alias(name, node, where)
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise self.error(f"cannot evaluate the value of '{name}': {exc}", where) from None
+
+    def substitute(self, node: ast.expr) -> ast.expr:
+        """A copy of ``node`` with aliases expanded and compile-time integers substituted."""
+        return _Substitute(self.scope, self.aliases).visit(copy.deepcopy(node))
+
+    def lookup(self, name: str) -> Binding:
+        return self.scope.get(name, _UNBOUND), self.aliases.get(name)
+
+    def rebind(self, name: str, binding: Binding) -> None:
+        value, alias = binding
+        self.scope.pop(name, None)
+        self.aliases.pop(name, None)
+        if value is not _UNBOUND:
+            self.scope[name] = value
+        elif alias is not None:
+            self.aliases[name] = alias
 
     def binding(self, stmt: ast.Assign) -> None:
         if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
-            raise self.error("only 'name = constant' bindings are allowed in a program; "
+            raise self.error("only 'name = value' bindings are allowed in a program; "
                              "assign Vars with .set_to(...)", stmt)
-        try:
-            value = const_eval(stmt.value, self.scope)
-        except NotConstant:
-            raise self.error(f"'{stmt.targets[0].id} = ...' must be a compile-time constant; "
-                             "to store a random value declare a Var and use .set_to(...)", stmt) from None
-        self.bind(stmt.targets[0].id, value, stmt)
+        value = stmt.value
+        while isinstance(value, ast.Subscript):
+            value = value.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) \
+                and value.func.id in ("Param", "Var", "Input", "Output", "InputTensor", "Hyper"):
+            raise self.error("declarations belong at module level, not inside for/with or an if on "
+                             "random values", stmt)
+        self.bind_value(stmt.targets[0].id, self.substitute(stmt.value), stmt)
+
+    # ------------------------------------------------------------------ loops and inlining
 
     def for_loop(self, stmt: ast.For, out: Block) -> None:
         if not isinstance(stmt.target, ast.Name) or stmt.orelse:
@@ -99,21 +227,51 @@ class Unroller:
         except NotConstant:
             raise self.error("unbounded loop: the range of a for loop must be a compile-time "
                              "constant (hyper-parameters and loop counters only)", stmt) from None
-        saved = self.scope.get(stmt.target.id)
+        saved = self.lookup(stmt.target.id)
         for value in values:
             self.bind(stmt.target.id, value, stmt)
             for inner in stmt.body:
                 self.statement(inner, out)
-        if saved is not None:
-            self.scope[stmt.target.id] = saved
+        if saved != (_UNBOUND, None):
+            self.rebind(stmt.target.id, saved)
 
-    def set_to(self, stmt: ast.Expr) -> Assign | Emit:
-        call = stmt.value
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                and call.func.attr == "set_to"):
-            raise self.error("a statement has no effect; did you mean X.set_to(...)?", stmt)
-        if len(call.args) != 1 or call.keywords:
-            raise self.error("set_to takes exactly one value", stmt)
+    def inline(self, call: ast.Call, out: Block | None) -> Expr | TensorRef | None:
+        """Expand an ``@Inline`` call: in ``out`` as statements, or (``out`` None) as a value."""
+        name = call.func.id
+        fn = self.m.inline_fns[name]
+        params = [a.arg for a in fn.args.args]
+        if call.keywords or len(call.args) != len(params):
+            raise self.error(f"{name} takes {len(params)} positional arguments, got "
+                             f"{len(call.args)}{' and keywords' if call.keywords else ''}", call)
+        if name in self.inlining:
+            raise self.error(f"@Inline function '{name}' calls itself; it cannot be inlined", call)
+        body = [s for s in fn.body if not _is_docstring(s)]
+        if out is None and not (len(body) == 1 and isinstance(body[0], ast.Return)
+                                and body[0].value is not None):
+            raise self.error(f"@Inline function '{name}' is used as a value, so its body must be a "
+                             "single 'return <expression>'", call)
+        args = [self.substitute(a) for a in call.args]  # in the caller's scope
+        saved = {p: self.lookup(p) for p in params}
+        self.inlining.append(name)
+        try:
+            for param, arg in zip(params, args):
+                self.bind_value(param, arg, call)
+            if out is None:
+                return self.expr(body[0].value)
+            for stmt in body:
+                if isinstance(stmt, ast.Return):
+                    raise self.error(f"'return' in @Inline function '{name}', which is called as a "
+                                     "statement", stmt)
+                self.statement(stmt, out)
+            return None
+        finally:
+            self.inlining.pop()
+            for param, binding in saved.items():
+                self.rebind(param, binding)
+
+    # ------------------------------------------------------------------ assignments
+
+    def set_to(self, call: ast.Call, stmt: ast.Expr, halt: bool) -> Assign | Emit:
         decl, slot = self.target(call.func.value)
         value = self.integer(call.args[0], f"the value assigned to {slot_name(slot)}")
         if isinstance(value, Const) and value.value >= decl.size:
@@ -123,24 +281,57 @@ class Unroller:
             raise self.error(f"{slot_name(slot)} holds 0..{decl.size - 1} but is assigned a value "
                              f"ranging over 0..{value.size - 1}", stmt)
         if decl.kind == "Output":
-            return Emit(slot, decl.size, value, stmt.lineno)
+            self.output_style("halt_with" if halt else "set_to", stmt)
+            if halt:
+                return Emit(slot, decl.size, value, stmt.lineno)
+        elif halt:
+            raise self.error(f"halt_with writes an Output and ends the program; '{decl.name}' is a "
+                             f"{decl.kind}: use .set_to(...)", stmt)
         if slot in self.assigned:
-            raise self.error(f"{slot_name(slot)} is assigned twice; a Var element is assigned "
-                             "once (use an array indexed by the time step)", stmt)
+            raise self.error(f"{slot_name(slot)} is assigned twice; a {decl.kind} element is "
+                             "assigned once on a path (use an array indexed by the time step)", stmt)
         self.assigned.add(slot)
         return Assign(slot, decl.size, value, stmt.lineno)
 
-    def target(self, node: ast.expr) -> tuple[Decl, Slot]:
+    def output_style(self, style: str, stmt: ast.stmt) -> None:
+        other = "set_to" if style == "halt_with" else "halt_with"
+        if other in self.styles:
+            raise self.error(f"an Output is written with {style} here but with {other} at line "
+                             f"{self.styles[other]}; a model either halts (halt_with) or sets its "
+                             "Outputs (set_to), not both", stmt)
+        self.styles.setdefault(style, stmt.lineno)
+
+    def set_to_constant(self, call: ast.Call, stmt: ast.Expr) -> None:
+        decl, slot = self.target(call.func.value, "set_to_constant")
+        try:
+            value = const_eval(call.args[0], self.scope)
+        except NotConstant:
+            raise self.error(f"the value given to {slot_name(slot)}.set_to_constant must be a "
+                             "compile-time constant", stmt) from None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < decl.size:
+            raise self.error(f"value {value!r} is out of range for {slot_name(slot)}, which holds "
+                             f"0..{decl.size - 1}", stmt)
+        if self.random_depth:
+            raise self.error(f"{slot_name(slot)}.set_to_constant is inside an if/with on a random "
+                             "value; a Param is fixed unconditionally", stmt)
+        if slot in self.fixed:
+            raise self.error(f"{slot_name(slot)} is fixed twice (set_to_constant)", stmt)
+        self.fixed[slot] = value
+
+    def target(self, node: ast.expr, method: str = "set_to") -> tuple[Decl, Slot]:
         name, index_nodes = self.split(node)
         decl = self.declared(name, node)
-        if decl.kind in ("Param", "Input"):
+        if method == "set_to_constant" and decl.kind != "Param":
+            raise self.error(f"cannot fix {decl.kind} '{name}' with set_to_constant: only Params are "
+                             "fixed (assign Vars and Outputs with .set_to)", node)
+        if method == "set_to" and decl.kind not in ("Var", "Output"):
             raise self.error(f"cannot assign to {decl.kind} '{name}': only Vars and Outputs are "
-                             "assigned", node)
+                             "assigned (fix a Param element with .set_to_constant)", node)
         index = []
         for axis, i in enumerate(self.indices(decl, index_nodes, node)):
             if not isinstance(i, int):
-                raise self.error(f"the index of an assignment target ({name}, axis {axis}) must be "
-                                 "a compile-time constant; use 'with x as i:' to choose", node)
+                raise self.error(f"the index of a {method} target ({name}, axis {axis}) must be a "
+                                 "compile-time constant; use 'with x as i:' to choose", node)
             index.append(i)
         return decl, (name, tuple(index))
 
@@ -197,7 +388,7 @@ class Unroller:
             raise self.error("write 'with x as name:' to enumerate the values of x", stmt)
         name = item.optional_vars.id
         subject = self.integer(item.context_expr, "the value of a with statement")
-        saved = self.scope.get(name)
+        saved = self.lookup(name)
         if isinstance(subject, Const):
             self.bind(name, subject.value, stmt)
             self.with_block(stmt, rest, out)
@@ -211,29 +402,30 @@ class Unroller:
             arms = [(None, lambda value=value: arm(value)) for value in range(subject.size)]
             masks = [tuple(v == value for v in range(subject.size)) for value in range(subject.size)]
             out.append(self.branch(arms, stmt, subject, masks))
-        if saved is not None:
-            self.scope[name] = saved
-        else:
-            self.scope.pop(name, None)
+        self.rebind(name, saved)
 
     def branch(self, arms: list[tuple[Cond | None, Callable[[], Block]]], stmt: ast.stmt,
                subject: Expr | None, masks) -> Branch:
-        """Compile each arm on its own copy of the assigned set, then check they agree."""
-        before = self.assigned
+        """Compile each arm on its own copy of the assigned set; what every arm assigns is
+        merged after the chain, what only some assign is local to them (never an Output)."""
+        before, partial = self.assigned, dict(self.partial)
         compiled, news = [], []
+        self.random_depth += 1
         for cond, compile_arm in arms:
-            self.assigned = set(before)
+            self.assigned, self.partial = set(before), dict(partial)
             compiled.append((cond, compile_arm()))
             news.append(self.assigned - before)
-        self.assigned = before
+            partial.update(self.partial)
+        self.random_depth -= 1
         every = set.intersection(*news)
-        for new in news:
-            if new != every:
-                slot = sorted(new - every)[0]
-                raise self.error(f"{slot_name(slot)} is assigned in some branches of this "
-                                 f"{'with' if isinstance(stmt, ast.With) else 'if'} but not in all of them "
-                                 "(add an else, or assign it in every branch)", stmt)
-        self.assigned |= every
+        kind = "with" if isinstance(stmt, ast.With) else "if"
+        for slot in sorted(set.union(*news) - every):
+            if self.m.decls[slot[0]].kind == "Output":
+                raise self.error(f"{slot_name(slot)} is written in some branches of this {kind} but "
+                                 "not in all of them (an Output is written once on every path: add "
+                                 "an else, or write it in every branch)", stmt)
+            partial[slot] = (kind, stmt.lineno)
+        self.assigned, self.partial = before | every, partial
         sizes = {s: self.m.decls[s[0]].size for s in every}
         emits = any(isinstance(n, Emit) or (isinstance(n, Branch) and n.emits)
                     for _, b in compiled for n in b)
@@ -309,6 +501,8 @@ class Unroller:
 
     @staticmethod
     def test(expr: Expr, predicate, node: ast.AST) -> Cond | bool:
+        if isinstance(expr, Const):
+            return bool(predicate(expr.value))
         mask = tuple(bool(predicate(v)) for v in range(expr.size))
         if all(mask) or not any(mask):
             return all(mask)
@@ -324,6 +518,8 @@ class Unroller:
         return expr
 
     def expr(self, node: ast.expr) -> Expr | TensorRef:
+        if isinstance(node, ast.Name) and node.id in self.aliases:
+            return self.expr(self.aliases[node.id])
         try:
             value = const_eval(node, self.scope)
         except NotConstant:
@@ -346,20 +542,23 @@ class Unroller:
         raise self.error(f"unsupported expression '{ast.unparse(node)}'", node)
 
     def split(self, node: ast.expr) -> tuple[str, list[ast.expr]]:
-        """``x[a][b, c]`` -> ("x", [a, b, c])."""
+        """``x[a][b, c]`` -> ("x", [a, b, c]), through aliases (``x = arr[i]``: ``x[j]`` -> arr[i, j])."""
         index: list[ast.expr] = []
         while isinstance(node, ast.Subscript):
             s = node.slice
             index[:0] = s.elts if isinstance(s, ast.Tuple) else [s]
             node = node.value
+        if isinstance(node, ast.Name) and node.id in self.aliases:
+            name, inner = self.split(self.aliases[node.id])
+            return name, inner + index
         if not isinstance(node, ast.Name):
-            raise self.error(f"cannot index '{ast.unparse(node)}'", node)
+            raise self.error(f"'{ast.unparse(node)}' is not an element of a declared name", node)
         return node.id, index
 
     def declared(self, name: str, node: ast.AST) -> Decl:
         if name in self.m.decls:
             return self.m.decls[name]
-        if name in self.m.runtime_fns or name in self.m.learn_fns:
+        if name in self.m.runtime_fns or name in self.m.learn_fns or name in self.m.inline_fns:
             raise self.error(f"function '{name}' used as a value; call it", node)
         raise self.error(f"unknown name '{name}'", node)
 
@@ -407,11 +606,18 @@ class Unroller:
         return SoftRead(name, tuple(random), tuple(options), decl.size, decl.kind)
 
     def check_assigned(self, decl: Decl, slot: Slot, node: ast.AST) -> None:
-        if decl.kind == "Var" and slot not in self.assigned:
-            raise self.error(f"{slot_name(slot)} is read before it is assigned", node)
+        if decl.kind != "Var" or slot in self.assigned:
+            return
+        if slot in self.partial:
+            kind, line = self.partial[slot]
+            raise self.error(f"{slot_name(slot)} is read before it is assigned: it is assigned only in "
+                             f"some branches of the {kind} at line {line}", node)
+        raise self.error(f"{slot_name(slot)} is read before it is assigned", node)
 
-    def call(self, node: ast.Call) -> Expr:
+    def call(self, node: ast.Call) -> Expr | TensorRef:
         name = node.func.id
+        if name in self.m.inline_fns:
+            return self.inline(node, None)
         if node.keywords:
             raise self.error(f"'{name}' takes no keyword arguments", node)
         if name in self.m.runtime_fns:
@@ -426,6 +632,8 @@ class Unroller:
                     raise self.error(f"argument {k + 1} of {name} ranges over 0..{e.size - 1} but "
                                      f"{name} accepts 0..{n - 1}", node)
                 args.append(e)
+            if all(isinstance(a, Const) for a in args):  # zero-argument functions too
+                return Const(int(fn.table[tuple(a.value for a in args)]), fn.size)
             return Call(fn, tuple(args))
         if name in self.m.learn_fns:
             fn = self.m.learn_fns[name]
@@ -452,13 +660,25 @@ class Unroller:
         raise self.error(f"unknown function '{name}'", node)
 
 
-def used_names(block: Block, kind: str) -> set[str]:
-    """Names of ``kind`` (e.g. Param) read anywhere in the block."""
-    names = set()
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
+        and isinstance(stmt.value.value, str)
+
+
+def _is_alias_form(node: ast.expr) -> bool:
+    return isinstance(node, (ast.Name, ast.Subscript)) or \
+        (isinstance(node, ast.Call) and isinstance(node.func, ast.Name))
+
+
+def read_slots(block: Block, kind: str) -> set[Slot]:
+    """The elements of ``kind`` (e.g. Param) read anywhere in the block, soft reads included."""
+    slots = set()
     for e in block_nodes(block):
-        if isinstance(e, (Read, SoftRead)) and e.kind == kind:
-            names.add(e.slot[0] if isinstance(e, Read) else e.name)
-    return names
+        if isinstance(e, Read) and e.kind == kind:
+            slots.add(e.slot)
+        elif isinstance(e, SoftRead) and e.kind == kind:
+            slots.update(slot for _, slot in e.options)
+    return slots
 
 
 def used_nets(block: Block) -> set[str]:

@@ -302,7 +302,7 @@ class Coordinator:
             library_version=c.library_version, program=c.program, verification=c.verification,
             val_curve=c.val_curve, spec=self.spec.model_dump(), started_at=now_iso(c.started_at),
             found_at=now_iso(), seconds_into_sweep=round(self.state.seconds + self._elapsed(), 3))
-        if self.store.add(record, c.nets or None):
+        if self.store.add(record, c.nets or None, source=self.spec.build_problem().source):
             self.result.programs.append(pid)
             if self.result.first_verified_seconds is None:
                 self.result.first_verified_seconds = self._elapsed()
@@ -379,8 +379,7 @@ def _check_data(spec: SweepSpec, data_dir: str | Path | None) -> str | None:
         return None
     from ..data.paths import data_dir as resolve_data_dir
 
-    prob = spec.build_problem()
-    prob.batch(1, length=prob.train_lengths[0], split="train", seed=0, data_dir=data_dir)
+    spec.build_problem().train_examples(1, np.random.default_rng(0), data_dir=data_dir)
     return str(resolve_data_dir(data_dir))
 
 

@@ -5,7 +5,10 @@ actors (``[restarts]``), each restart's budget and learning rates (``[train]``),
 counts as converged (``[convergence]``), how candidates are verified (``[verify]``), when the
 sweep stops (``[stop]``), which neural library it starts from and shares (``[library]``), and
 where verified programs go (``[output]``); ``[tune]`` declares what ``ntpt tune`` may change
-and how its Optuna study runs. Relative paths are taken from the current directory.
+and how its Optuna study runs. ``[problem]`` names a registered task, or a user's task: a
+``model`` source and ``data`` file (TerpreT's format) with an optional ``hypers`` file, paths
+relative to the spec; their contents are read once, travel to the actors with the spec and are
+hashed into the sweep id. Other relative paths are taken from the current directory.
 A bad spec raises :class:`SpecError` naming the file, the field and what is allowed.
 """
 
@@ -19,11 +22,19 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from ..data.tasks import TASKS
 from ..lang.errors import NTPTError
-from ..problems import Problem, problem
+from ..problems import Problem, file_problem, problem
+from ..tasks import FileTask, registered_tasks
 from ..train.restarts import TrainConfig
 
 Positive = Annotated[int, Field(ge=1)]
@@ -40,17 +51,40 @@ class _Section(BaseModel):
 
 
 class ProblemSection(_Section):
-    task: str
     model: str | None = None  # a shipped model name or an NTPT source file; default: the task's
-    perceptual: bool = False
-    hypers: dict[str, int] = Field(default_factory=dict)
+    data: str | None = None  # a user's task: examples in TerpreT's data format (needs model)
+    task: str | None = None  # a registered task; with data, the task's name (default: the file's)
+    perceptual: bool | None = None  # default: False, or True for a data file with Tensor inputs
+    hypers: dict[str, int] | str = Field(default_factory=dict)  # overrides, or a hypers file
+    train_batches: list[str] | None = None  # data file batches trained on (default: "train")
+    check_batches: list[str] | None = None  # batches a program must get right (default: the others)
 
     @field_validator("task")
     @classmethod
-    def _known_task(cls, task: str) -> str:
-        if task not in TASKS:
-            raise ValueError(f"unknown task '{task}'; allowed: {', '.join(TASKS)}")
+    def _known_task(cls, task: str | None, info) -> str | None:
+        if task is not None and info.data.get("data") is None and task not in registered_tasks():
+            raise ValueError(f"unknown task '{task}'; allowed: {', '.join(registered_tasks())}, or "
+                             "give model and data (a user's task)")
         return task
+
+    @model_validator(mode="after")
+    def _what_to_learn(self) -> ProblemSection:
+        if self.data is None and self.task is None:
+            raise ValueError("needs a task, or a model and its data")
+        if self.data is not None and (self.model is None or not self.model.endswith(".py")):
+            raise ValueError("data needs model = the NTPT source (.py) its examples are for")
+        if self.data is None and (isinstance(self.hypers, str) or self.train_batches or self.check_batches):
+            raise ValueError("a hypers file, train_batches and check_batches go with data")
+        return self
+
+    def resolved(self, base: Path) -> dict[str, Any]:
+        """This section's fields with file paths taken relative to ``base`` (the spec's folder)."""
+        data = self.model_dump(exclude_none=True)
+        for key in ("model", "data", "hypers"):
+            value = data.get(key)
+            if isinstance(value, str) and (key != "model" or value.endswith(".py")):
+                data[key] = str(base / value)
+        return data
 
 
 class RestartsSection(_Section):
@@ -181,13 +215,22 @@ class SweepSpec(_Section):
     library: LibrarySection = LibrarySection()
     output: OutputSection = OutputSection()
     tune: TuneSection | None = None
+    _problem: tuple[str, Problem] | None = PrivateAttr(default=None)
 
     @property
     def sweep_id(self) -> str:
-        """``name-<hash>``: the hash covers everything that changes what a restart finds, so a
-        sweep resumes only into results of the same search."""
+        """``name-<hash>``: the hash covers everything that changes what a restart finds (the
+        model source and the examples' contents, not their file names), so a sweep resumes only
+        into results of the same search."""
         identity = self.model_dump(include={"problem", "train", "convergence", "verify", "library"})
         identity["seed"] = self.restarts.seed
+        if self.problem.data is not None:
+            found = self.build_problem()
+            for key in ("model", "data", "hypers"):
+                identity["problem"].pop(key, None)
+            identity["problem"]["contents"] = [found.source_hash, found.task.fingerprint]
+            if not isinstance(self.problem.hypers, str):
+                identity["problem"]["overrides"] = self.problem.hypers
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         return f"{self.name}-{digest[:6]}"
 
@@ -200,11 +243,21 @@ class SweepSpec(_Section):
                            frozen_nets=tuple(self.library.frozen))
 
     def build_problem(self) -> Problem:
-        """The :class:`Problem` this sweep searches."""
+        """The :class:`Problem` this sweep searches: built (files read) once, then carried with
+        the spec, so an actor on another machine needs none of the user's files."""
+        key = json.dumps(self.model_dump(include={"problem", "verify"}), sort_keys=True)
+        if self._problem is not None and self._problem[0] == key:
+            return self._problem[1]
         p = self.problem
-        found = problem(p.task, perceptual=p.perceptual, model=p.model, hypers=p.hypers)
-        if self.verify.test_lengths is not None:
-            found = replace(found, test_lengths=tuple(self.verify.test_lengths))
+        if p.data is not None:
+            hypers_file, overrides = (p.hypers, {}) if isinstance(p.hypers, str) else (None, p.hypers)
+            found = file_problem(p.model, p.data, hypers_file, hypers=overrides, perceptual=p.perceptual,
+                                 train_batches=p.train_batches, check_batches=p.check_batches, name=p.task)
+        else:
+            found = problem(p.task, perceptual=bool(p.perceptual), model=p.model, hypers=p.hypers)
+            if self.verify.test_lengths is not None:
+                found = replace(found, task=replace(found.task, test_lengths=tuple(self.verify.test_lengths)))
+        self._problem = (key, found)
         return found
 
 
@@ -217,21 +270,27 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError(f"{path}: no such sweep spec") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_spec(data, source=str(path))
+    return parse_spec(data, source=str(path), base=path.parent)
 
 
-def parse_spec(data: dict[str, Any], source: str = "<spec>") -> SweepSpec:
-    """Validate a spec given as a dict (as read from TOML)."""
+def parse_spec(data: dict[str, Any], source: str = "<spec>", base: Path | None = None) -> SweepSpec:
+    """Validate a spec given as a dict (as read from TOML); file paths in ``[problem]`` are
+    taken relative to ``base`` (default: the current directory)."""
     try:
         spec = SweepSpec.model_validate(data)
+        if base is not None:
+            spec = SweepSpec.model_validate({**data, "problem": spec.problem.resolved(base)})
     except ValidationError as exc:
         raise SpecError(f"{source}: {_describe(exc.errors()[0])}") from None
     try:
         prob = spec.build_problem()
-        nets = prob.compile(prob.train_lengths[0]).nets
+        nets = prob.compile().nets
     except (NTPTError, ValueError) as exc:
         raise SpecError(f"{source}: [problem]: {exc}") from None
-    if spec.tune and "library_lr" in spec.tune.params and not (nets and spec.problem.perceptual):
+    if isinstance(prob.task, FileTask) and spec.verify.test_lengths is not None:
+        raise SpecError(f"{source}: [verify] test_lengths: a data file's task is checked on its "
+                        "batches; use [problem] check_batches")
+    if spec.tune and "library_lr" in spec.tune.params and not (nets and prob.perceptual):
         raise SpecError(f"{source}: [tune] params.library_lr: this problem trains no neural "
                         "library (perceptual = false)")
     unknown = sorted(set(spec.library.frozen) - set(nets))
@@ -255,6 +314,8 @@ def _describe(error: dict[str, Any]) -> str:
             return f"missing section [{loc[0]}]"
     section, field = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else (None, loc[0] if loc else "")
     where = f"[{section}] {field}" if section else field
+    if not section and field in SweepSpec.model_fields and field not in ("name", "description"):
+        where = f"[{field}]"  # a check of a whole section
     message = error["msg"].removeprefix("Value error, ")
     if "input" in error and error["type"] not in ("missing", "value_error"):
         message += f" (got {error['input']!r})"

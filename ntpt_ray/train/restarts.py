@@ -16,7 +16,7 @@ import torch
 from ..lang.relaxed import run_relaxed
 from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
 from ..problems import Problem
-from ..program import single_output
+from ..tasks import Examples, relaxed_correct, relaxed_nll
 from .optim import RestartAdam
 from .verify import Verification, Verifier
 
@@ -76,7 +76,8 @@ class RestartBatch:
         self.seeds = list(seeds)
         self.config = config
         self.data_dir = data_dir
-        self.model = problem.compile(problem.train_lengths[0])
+        self.model = problem.compile()
+        self.fixed = _fixed_one_hots(self.model)
         self.logits = torch.nn.ParameterDict({
             name: torch.nn.Parameter(torch.empty(len(self.seeds), *decl.shape, decl.size))
             for name, decl in self.model.params.items()})
@@ -136,8 +137,12 @@ class RestartBatch:
         return len(self.seeds)
 
     def probs(self) -> dict[str, torch.Tensor]:
-        """Param marginals ``{name: [R, *shape, size]}``."""
-        return {name: logit.softmax(-1) for name, logit in self.logits.items()}
+        """Param marginals ``{name: [R, *shape, size]}`` (one-hot where the model fixes an
+        element with ``set_to_constant``)."""
+        probs = {name: logit.softmax(-1) for name, logit in self.logits.items()}
+        for name, (mask, value) in self.fixed.items():
+            probs[name] = torch.where(mask, value, probs[name])
+        return probs
 
     def entropy(self) -> torch.Tensor:
         """Total entropy of each restart's Params ``[R]``."""
@@ -147,21 +152,18 @@ class RestartBatch:
             total = total + h.reshape(len(self.seeds), -1).sum(1)
         return total
 
-    def output(self, inputs, length: int) -> torch.Tensor:
-        """Output marginals ``[R, B, size]`` of the relaxed model."""
-        model = self.model if length == self.problem.train_lengths[0] else self.problem.compile(length)
-        return single_output(run_relaxed(model, self.probs(), self.library, inputs))
+    def outputs(self, examples: Examples) -> dict[str, torch.Tensor]:
+        """Output element marginals ``{name: [R, B, size]}`` of the relaxed model."""
+        model = self.model if examples.hypers == self.problem.task.train_hypers \
+            else self.problem.compile(examples.hypers)
+        return run_relaxed(model, self.probs(), self.library, examples.inputs)
 
     def step(self) -> float:
         """One Adam step of every active restart on a fresh training batch; returns the mean
         loss per active restart."""
         cfg = self.config
-        length = int(self.rng.choice(self.problem.train_lengths))
-        batch = self.problem.batch(cfg.batch_size, length=length, split="train", seed=self.rng,
-                                   data_dir=self.data_dir)
-        out = self.output(batch.inputs, length)
-        target = batch.target.view(1, -1, 1).expand(self.restarts, -1, 1)
-        nll = -out.gather(-1, target).squeeze(-1).clamp_min(1e-9).log().mean(1)  # [R]
+        examples = self.problem.train_examples(cfg.batch_size, self.rng, data_dir=self.data_dir)
+        nll = relaxed_nll(self.outputs(examples), examples)  # [R]
         fraction = torch.from_numpy(self.steps_done / max(cfg.steps - 1, 1)).float()
         weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction  # [R]
         loss = nll + weight * self.entropy() if bool(weight.any()) else nll
@@ -179,10 +181,10 @@ class RestartBatch:
         restarts in ``record`` (a bool mask; default: the active ones)."""
         correct = np.zeros(self.restarts)
         total = 0
-        for length, batch in self.verifier.val.items():
-            guess = self.output(batch.inputs, length).argmax(-1)
-            correct += (guess == batch.target[None]).float().sum(1).numpy()
-            total += len(batch)
+        for examples in self.verifier.val:
+            right = relaxed_correct(self.outputs(examples), examples)
+            correct += right.expand(self.restarts, len(examples)).float().sum(1).numpy()
+            total += len(examples)
         accuracy = correct / total
         for r in np.flatnonzero(self.active if record is None else record):
             seen = int(self.steps_done[r]) * self.config.batch_size
@@ -217,3 +219,19 @@ class RestartBatch:
 
     def library_snapshot(self, restart: int) -> LibrarySnapshot:
         return self.library.snapshot(restart) if self.problem.perceptual else {}
+
+
+def _fixed_one_hots(model) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per Param with elements fixed by ``set_to_constant``: a mask ``[*shape, 1]`` and the
+    one-hot values ``[*shape, size]`` that replace the learned marginals there."""
+    out = {}
+    for (name, index), value in model.fixed.items():
+        if name not in model.params:
+            continue
+        decl = model.params[name]
+        if name not in out:
+            out[name] = (torch.zeros(*decl.shape, 1, dtype=torch.bool), torch.zeros(*decl.shape, decl.size))
+        mask, one_hot = out[name]
+        mask[(*index, 0)] = True
+        one_hot[(*index, value)] = 1.0
+    return out

@@ -14,7 +14,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..library import LibrarySnapshot
-from ..problems import Problem, load_model
+from ..problems import Problem
 from ..program import LearnedProgram
 from .restarts import RestartBatch, RestartResult, TrainConfig
 from .verify import Verifier
@@ -99,7 +99,7 @@ def save_run(summary: RunSummary, out: Path) -> Path:
     Writes are atomic."""
     out = Path(out)
     record = {
-        "task": summary.problem.task, "model": summary.problem.model,
+        "task": summary.problem.task.name, "model": summary.problem.model,
         "perceptual": summary.problem.perceptual, "hypers": summary.problem.hypers,
         "config": asdict(summary.config), "restarts": len(summary.results),
         "verified": summary.verified, "argmax_verified": summary.argmax_verified,
@@ -122,7 +122,7 @@ def save_program(folder: Path, program: LearnedProgram, library: LibrarySnapshot
     """Write a program folder, as :func:`load_program` reads it: ``program.json``,
     ``program.ntpt`` (the listing), ``model.py`` (the NTPT source) and, when there are nets,
     ``library.pt``; each file with ``write(path, fill, binary=...)``."""
-    source = load_model(program.problem.model).source
+    source = program.problem.source
     write(folder / "model.py", lambda f: f.write(source))
     write(folder / "program.json", lambda f: f.write(program.to_json()))
     write(folder / "program.ntpt", lambda f: f.write(program.listing()))
@@ -137,7 +137,14 @@ def load_program(path: Path) -> tuple[LearnedProgram, LibrarySnapshot]:
     file = folder / "program.json" if path.is_dir() else path
     if not file.exists():
         raise FileNotFoundError(f"no verified program at {file}")
-    program = LearnedProgram.from_dict(json.loads(file.read_text()))
+    program = read_program(file)
     library_file = folder / "library.pt"
     library = torch.load(library_file) if library_file.exists() else {}
     return program, library
+
+
+def read_program(file: Path) -> LearnedProgram:
+    """A ``program.json`` with the model source saved beside it (``model.py``)."""
+    source_file = Path(file).parent / "model.py"
+    source = source_file.read_text() if source_file.exists() else None
+    return LearnedProgram.from_dict(json.loads(Path(file).read_text()), source=source)

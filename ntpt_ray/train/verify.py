@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from ..data.tasks import TaskBatch
 from ..lang.relevance import param_guards
 from ..library import OracleLibrary
-from ..program import run_programs
 from ..problems import Problem
+from ..program import run_programs
+from ..tasks import Examples, discrete_correct
 from .beam import distinct_programs
 
 
@@ -35,12 +34,12 @@ class Verification:
     val_accuracy: float  # the chosen program's discrete accuracy on the validation examples
     values: dict[str, np.ndarray]
     confidence: dict[str, np.ndarray]
-    test_accuracy: dict[int, float] = field(default_factory=dict)  # exact perception
-    perceptual_accuracy: dict[int, float] = field(default_factory=dict)  # the learned nets
+    test_accuracy: dict[str, float] = field(default_factory=dict)  # check set -> accuracy, exact perception
+    perceptual_accuracy: dict[str, float] = field(default_factory=dict)  # the learned nets
 
 
 class Verifier:
-    """Holds a problem's validation and test examples and checks decoded programs on them."""
+    """Holds a problem's validation and check examples and checks decoded programs on them."""
 
     def __init__(self, problem: Problem, *, val_size: int = 100, test_size: int = 100,
                  seed: int = 0, data_dir=None, max_checked: int = 16, screen_size: int = 16,
@@ -49,33 +48,36 @@ class Verifier:
         self.perceptual_survivors = perceptual_survivors  # imperfect nets: keep the best few
         self.max_checked = max_checked
         self.screen_size = screen_size
-        self.val = {n: problem.batch(val_size, length=n, split="val", seed=seed + n, data_dir=data_dir)
-                    for n in problem.val_lengths}
-        self.test = {n: problem.batch(test_size, length=n, split="test", seed=seed + 100 + n,
-                                      data_dir=data_dir) for n in problem.test_lengths}
-        model = problem.compile(problem.train_lengths[0])
+        task = problem.task
+        self.val = task.validation_sets(val_size, seed=seed, perceptual=problem.perceptual, data_dir=data_dir)
+        self.test = task.check_sets(test_size, seed=seed, perceptual=problem.perceptual, data_dir=data_dir)
+        model = problem.compile()
         self.oracle = OracleLibrary(model.nets)
-        self.guards = param_guards(model)  # what a program reads, at every length it is run on
-        for length in {*problem.val_lengths, max(problem.test_lengths)}:
-            for slot, guards in param_guards(problem.compile(length)).items():
+        self.guards = param_guards(model)  # what a program reads, on every example set it runs on
+        seen = [task.train_hypers]
+        for examples in [*self.val, *self.test]:
+            if examples.hypers in seen:
+                continue
+            seen.append(examples.hypers)
+            for slot, guards in param_guards(problem.compile(examples.hypers)).items():
                 self.guards.setdefault(slot, set()).update(guards)
 
-    def accuracy(self, values: Mapping[str, np.ndarray], batch: TaskBatch, length: int, library,
+    def accuracy(self, values: Mapping[str, np.ndarray], examples: Examples, library,
                  symbolic: bool = False) -> np.ndarray:
-        """The accuracy ``[P]`` of P programs on one batch."""
-        inputs = _symbolic(batch) if symbolic else batch.inputs
-        results = run_programs(self.problem, values, inputs, length=length, library=library)
-        return (results == batch.target[None]).float().mean(1).numpy()
+        """The share ``[P]`` of examples on which each of P programs gets every observed Output right."""
+        inputs = examples.symbolic() if symbolic else examples.inputs
+        outputs = run_programs(self.problem, values, inputs, hypers=examples.hypers, library=library)
+        return discrete_correct(outputs, examples).float().mean(-1).numpy()
 
     def test_accuracy(self, values: Mapping[str, np.ndarray], *, library=None,
-                      stop_on_error: bool = True) -> dict[int, float]:
-        """Accuracy of one program per test length, shortest first (exact perception unless a
-        library is given); by default stops at the first length with an error."""
+                      stop_on_error: bool = True) -> dict[str, float]:
+        """Accuracy of one program on each check set, in order (exact perception unless a
+        library is given); by default stops at the first set with an error."""
         out = {}
-        for length, batch in self.test.items():
-            out[length] = float(self.accuracy(values, batch, length, library or self.oracle,
-                                              symbolic=library is None)[0])
-            if stop_on_error and out[length] < 1:
+        for examples in self.test:
+            out[examples.name] = float(self.accuracy(values, examples, library or self.oracle,
+                                                     symbolic=library is None)[0])
+            if stop_on_error and out[examples.name] < 1:
                 break
         return out
 
@@ -87,19 +89,17 @@ class Verifier:
         """
         programs, _ = distinct_programs(probs, beam, self.guards)
         symbolic = not self.problem.perceptual
-        first = self.problem.val_lengths[0]
-        screen = self.accuracy(programs, _head(self.val[first], self.screen_size), first, library)
+        screen = self.accuracy(programs, self.val[0].head(self.screen_size), library)
         keep = (np.flatnonzero(screen == 1) if symbolic
                 else np.argsort(-screen, kind="stable")[:self.perceptual_survivors])
         keep = np.union1d(keep, [0])  # the argmax is always scored
         survivors = {k: v[keep] for k, v in programs.items()}
-        val_acc = np.mean([self.accuracy(survivors, batch, n, library)
-                           for n, batch in self.val.items()], axis=0)
+        val_acc = np.mean([self.accuracy(survivors, examples, library) for examples in self.val], axis=0)
         best = val_acc.max()
         order = np.flatnonzero(val_acc == best)[: self.max_checked]
         if best == 0 or (symbolic and best < 1):
             order = []
-        tested: dict[int, dict[int, float]] = {}
+        tested: dict[int, dict[str, float]] = {}
 
         def verified(i: int) -> bool:
             if i not in tested:
@@ -119,13 +119,3 @@ class Verifier:
             verification.perceptual_accuracy = self.test_accuracy(
                 {k: v[None] for k, v in values.items()}, library=library, stop_on_error=False)
         return verification
-
-
-def _head(batch: TaskBatch, n: int) -> TaskBatch:
-    return TaskBatch({k: v[:n] for k, v in batch.inputs.items()},
-                     {k: v[:n] for k, v in batch.symbols.items()}, batch.target[:n])
-
-
-def _symbolic(batch: TaskBatch) -> dict[str, torch.Tensor]:
-    """The batch's inputs with every perceptual input replaced by its symbol ids."""
-    return {**batch.inputs, **batch.symbols}

@@ -2,7 +2,8 @@
 
 A loop over blocks. Each block holds an instruction (MOVE or APPLY), the net that reads the
 symbol a MOVE lands on, argument registers, an output register and a goto. After a MOVE, a
-GOTO_IF ends the program when the head is past the last symbol and returns a chosen register.
+GOTO_IF ends the program when the head is past the last symbol and returns a chosen register
+(``result.halt_with``: the first halt wins).
 Trained on 2-digit expressions, the right program runs on expressions of any length.
 """
 
@@ -103,4 +104,4 @@ for t in range(T):
         pc[t + 1].set_to(goto[b])
     # GOTO_IF: a MOVE that lands past the last symbol halts and returns a register
     if pos[t + 1] == END:
-        result.set_to(reg[return_reg, t])
+        result.halt_with(reg[return_reg, t])
