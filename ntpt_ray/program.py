@@ -47,7 +47,8 @@ class LearnedProgram:
                                  "of its own Param shapes")
         unknown = sorted(set(instance) - set(model.inputs))
         if unknown:
-            raise ValueError(f"'{unknown[0]}' is not an Input of the model (Inputs: {', '.join(model.inputs)})")
+            raise ValueError(f"'{unknown[0]}' is not an Input of the model "
+                             f"(Inputs: {', '.join(model.inputs)})")
         inputs = {}
         for name, decl in model.inputs.items():
             if decl.is_tensor:
@@ -114,7 +115,8 @@ def _tensor_value(raw: Any, shape: tuple[int, ...], name: str) -> torch.Tensor:
     try:
         array = np.asarray(raw, dtype=np.float32)
     except (TypeError, ValueError):
-        raise ValueError(f"Tensor Input '{name}': expected nested lists of numbers of shape {shape}") from None
+        raise ValueError(f"Tensor Input '{name}': expected nested lists of numbers of shape "
+                         f"{shape}") from None
     if array.shape != shape:
         raise ValueError(f"Tensor Input '{name}': has shape {array.shape}, the model declares {shape}")
     return torch.from_numpy(array[None])

@@ -144,13 +144,13 @@ def test_a_reset_slot_trains_like_a_fresh_restart():
     for _ in range(3):
         batch.step()
         fresh.step()
-    for name in batch.logits:
-        torch.testing.assert_close(batch.logits[name][1], fresh.logits[name][0], rtol=1e-4, atol=1e-5)
+    for name in batch.params.logits:
+        torch.testing.assert_close(batch.params.logits[name][1], fresh.params.logits[name][0], rtol=1e-4, atol=1e-5)
     assert batch.steps_done.tolist() == [6, 3]
     batch.freeze(0)
-    frozen = {n: v[0].detach().clone() for n, v in batch.logits.items()}
+    frozen = {n: v[0].detach().clone() for n, v in batch.params.logits.items()}
     batch.step()
-    assert all(torch.equal(batch.logits[n][0], frozen[n]) for n in frozen)
+    assert all(torch.equal(batch.params.logits[n][0], frozen[n]) for n in frozen)
     assert batch.steps_done.tolist() == [6, 4]
 
 

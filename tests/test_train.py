@@ -43,8 +43,8 @@ def test_vectorised_restarts_are_independent():
     for _ in range(5):
         together.step()
         alone.step()
-    for name in together.logits:
-        torch.testing.assert_close(together.logits[name][1], alone.logits[name][0],
+    for name in together.params.logits:
+        torch.testing.assert_close(together.params.logits[name][1], alone.params.logits[name][0],
                                    rtol=1e-4, atol=1e-5)
 
 

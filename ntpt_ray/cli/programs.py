@@ -148,8 +148,9 @@ def run(
     hypers_file: HypersFile = None,
     hyper: Hypers = None,
     inputs: Annotated[list[str] | None, typer.Option(
-        "--input", "-i", help="Built-in tasks' shorthand (repeatable): MATH '3+4x2-7/1'; ADD2X2 the grid's four "
-                              "digits '1 2 3 4' (cells 0 1 | 2 3); APPLY2X2 its four operators '+ - x /'.")] = None,
+        "--input", "-i", help="Built-in tasks' shorthand (repeatable): MATH '3+4x2-7/1'; ADD2X2 the "
+                              "grid's four digits '1 2 3 4' (cells 0 1 | 2 3); APPLY2X2 its four "
+                              "operators '+ - x /'.")] = None,
     ints: Annotated[list[str] | None, typer.Option(
         help="APPLY2X2's integers 'd1 d2 d3': once for every input, or once per input.")] = None,
     images: Annotated[bool, typer.Option(
@@ -179,7 +180,8 @@ def run(
             if hypers_file:
                 sets = read_hyper_sets(hypers_file)
                 if len(sets) != 1:
-                    raise ValueError(f"--hypers {hypers_file}: name one set, FILE:SET (sets: {', '.join(sets)})")
+                    raise ValueError(f"--hypers {hypers_file}: name one set, FILE:SET "
+                                     f"(sets: {', '.join(sets)})")
                 overrides = {**next(iter(sets.values())), **overrides}
             hypers = {**problem.task.train_hypers, **overrides}
             nets = problem.compile(hypers).nets

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -83,7 +84,7 @@ class ProblemSection(_Section):
         for key in ("model", "data", "hypers"):
             value = data.get(key)
             if isinstance(value, str) and (key != "model" or value.endswith(".py")):
-                data[key] = str(base / value)
+                data[key] = os.path.normpath(base / value)
         return data
 
 

@@ -46,6 +46,11 @@ class Task(ABC):
     def example_hypers(self) -> list[dict[str, int]]:
         """The hyper-parameters of every example set (training, validation, check)."""
 
+    def relevance_hypers(self) -> list[dict[str, int]]:
+        """Hyper-parameters whose models together read every Param element any example set's
+        model reads (which Params a program reads decides which candidates are distinct)."""
+        return self.example_hypers()
+
     @abstractmethod
     def train_examples(self, n: int, rng: np.random.Generator, *, perceptual: bool,
                        data_dir=None) -> Examples:

@@ -57,6 +57,11 @@ class GeneratedTask(Task):
         lengths = sorted({*self.train_lengths, *self.val_lengths, *self.test_lengths})
         return [self.hypers_of(n) for n in lengths]
 
+    def relevance_hypers(self) -> list[dict[str, int]]:
+        """A longer expression reads every Param a shorter one does: the longest suffices."""
+        shortest = {*self.train_lengths, *self.val_lengths}
+        return [self.hypers_of(n) for n in sorted(shortest | {max(self.test_lengths)})]
+
     def examples(self, n: int, *, length: int, split: str, seed, perceptual: bool, data_dir=None,
                  name: str = "") -> Examples:
         batch = make_batch(self.name, n, split=split, digits=length, seed=seed, perceptual=perceptual,
@@ -95,7 +100,8 @@ class GeneratedTask(Task):
         first = apply_op(ints[0], ints[1], symbols[a] - OPERATOR_OFFSET)
         return int(apply_op(first, ints[2], symbols[b] - OPERATOR_OFFSET))
 
-    def feed(self, symbols: np.ndarray, ints: np.ndarray | None = None) -> tuple[dict[str, torch.Tensor], int]:
+    def feed(self, symbols: np.ndarray,
+             ints: np.ndarray | None = None) -> tuple[dict[str, torch.Tensor], int]:
         """Model inputs for one example of symbol ids, and the length they have."""
         inputs = {self.input_names[0]: torch.from_numpy(symbols[None])}
         if ints is not None:

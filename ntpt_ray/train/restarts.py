@@ -18,6 +18,7 @@ from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
 from ..problems import Problem
 from ..tasks import Examples, relaxed_correct, relaxed_nll
 from .optim import RestartAdam
+from .params import ProgramParams
 from .verify import Verification, Verifier
 
 
@@ -77,13 +78,8 @@ class RestartBatch:
         self.config = config
         self.data_dir = data_dir
         self.model = problem.compile()
-        self.fixed = _fixed_one_hots(self.model)
-        self.logits = torch.nn.ParameterDict({
-            name: torch.nn.Parameter(torch.empty(len(self.seeds), *decl.shape, decl.size))
-            for name, decl in self.model.params.items()})
-        for r, seed in enumerate(self.seeds):
-            self._init_logits(r, seed)
-        groups = [(list(self.logits.values()), config.lr)]
+        self.params = ProgramParams(self.model, self.seeds, config.init_scale)
+        groups = [(list(self.params.parameters()), config.lr)]
         if problem.perceptual:
             self.library = NeuralLibrary(self.model.nets, self.seeds)
             if library is not None:
@@ -108,17 +104,11 @@ class RestartBatch:
         self.active = np.ones(len(self.seeds), dtype=bool)  # restarts that still train
         self.results = [RestartResult(seed) for seed in self.seeds]
 
-    @torch.no_grad()
-    def _init_logits(self, restart: int, seed: int) -> None:
-        for decl, logit in zip(self.model.params.values(), self.logits.values()):
-            g = torch.Generator().manual_seed(seed * 104729 + decl.size * 131 + len(decl.shape))
-            logit[restart].normal_(0.0, self.config.init_scale, generator=g)
-
     def reset(self, restart: int, seed: int, library: LibrarySnapshot | None = None) -> None:
         """Start a fresh restart with ``seed`` in slot ``restart`` (its nets from ``library``
         when given, else freshly initialised); it trains from step 0 with its own budget."""
         self.seeds[restart] = seed
-        self._init_logits(restart, seed)
+        self.params.initialise(restart, seed)
         if self.problem.perceptual:
             self.library.reinitialise(restart, seed)
             if library is not None:
@@ -137,20 +127,12 @@ class RestartBatch:
         return len(self.seeds)
 
     def probs(self) -> dict[str, torch.Tensor]:
-        """Param marginals ``{name: [R, *shape, size]}`` (one-hot where the model fixes an
-        element with ``set_to_constant``)."""
-        probs = {name: logit.softmax(-1) for name, logit in self.logits.items()}
-        for name, (mask, value) in self.fixed.items():
-            probs[name] = torch.where(mask, value, probs[name])
-        return probs
+        """Param marginals ``{name: [R, *shape, size]}``."""
+        return self.params.probs()
 
     def entropy(self) -> torch.Tensor:
         """Total entropy of each restart's Params ``[R]``."""
-        total = 0
-        for p in self.probs().values():
-            h = -(p * p.clamp_min(1e-12).log()).sum(-1)
-            total = total + h.reshape(len(self.seeds), -1).sum(1)
-        return total
+        return self.params.entropy()
 
     def outputs(self, examples: Examples) -> dict[str, torch.Tensor]:
         """Output element marginals ``{name: [R, B, size]}`` of the relaxed model."""
@@ -220,18 +202,3 @@ class RestartBatch:
     def library_snapshot(self, restart: int) -> LibrarySnapshot:
         return self.library.snapshot(restart) if self.problem.perceptual else {}
 
-
-def _fixed_one_hots(model) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per Param with elements fixed by ``set_to_constant``: a mask ``[*shape, 1]`` and the
-    one-hot values ``[*shape, size]`` that replace the learned marginals there."""
-    out = {}
-    for (name, index), value in model.fixed.items():
-        if name not in model.params:
-            continue
-        decl = model.params[name]
-        if name not in out:
-            out[name] = (torch.zeros(*decl.shape, 1, dtype=torch.bool), torch.zeros(*decl.shape, decl.size))
-        mask, one_hot = out[name]
-        mask[(*index, 0)] = True
-        one_hot[(*index, value)] = 1.0
-    return out

@@ -54,13 +54,10 @@ class Verifier:
         model = problem.compile()
         self.oracle = OracleLibrary(model.nets)
         self.guards = param_guards(model)  # what a program reads, on every example set it runs on
-        seen = [task.train_hypers]
-        for examples in [*self.val, *self.test]:
-            if examples.hypers in seen:
-                continue
-            seen.append(examples.hypers)
-            for slot, guards in param_guards(problem.compile(examples.hypers)).items():
-                self.guards.setdefault(slot, set()).update(guards)
+        for hypers in task.relevance_hypers():
+            if hypers != task.train_hypers:
+                for slot, guards in param_guards(problem.compile(hypers)).items():
+                    self.guards.setdefault(slot, set()).update(guards)
 
     def accuracy(self, values: Mapping[str, np.ndarray], examples: Examples, library,
                  symbolic: bool = False) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""The learnable program of one task: Param logits for R independent restarts.
+
+A task's program Params are its own; the neural library they call is a separate object
+(:mod:`ntpt_ray.library`), so several tasks, each with its ``ProgramParams``, can train
+against one library. Elements a model fixes with ``set_to_constant`` are one-hot and never
+learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..lang.model import CompiledModel
+
+
+class ProgramParams(nn.Module):
+    """``logits[name]``: ``[R, *shape, size]`` for each learned Param of ``model``."""
+
+    def __init__(self, model: CompiledModel, seeds: Sequence[int], init_scale: float = 1.0):
+        super().__init__()
+        self.model = model
+        self.init_scale = init_scale
+        self.restarts = len(seeds)
+        self.logits = nn.ParameterDict({
+            name: nn.Parameter(torch.empty(len(seeds), *decl.shape, decl.size))
+            for name, decl in model.params.items()})
+        self.fixed = _fixed_one_hots(model)
+        for r, seed in enumerate(seeds):
+            self.initialise(r, seed)
+
+    @torch.no_grad()
+    def initialise(self, restart: int, seed: int) -> None:
+        """Draw restart ``restart``'s logits afresh from ``seed`` (normal, std ``init_scale``)."""
+        for decl, logit in zip(self.model.params.values(), self.logits.values()):
+            g = torch.Generator().manual_seed(seed * 104729 + decl.size * 131 + len(decl.shape))
+            logit[restart].normal_(0.0, self.init_scale, generator=g)
+
+    def probs(self) -> dict[str, torch.Tensor]:
+        """Param marginals ``{name: [R, *shape, size]}`` (one-hot where the model fixes an
+        element with ``set_to_constant``)."""
+        probs = {name: logit.softmax(-1) for name, logit in self.logits.items()}
+        for name, (mask, value) in self.fixed.items():
+            probs[name] = torch.where(mask, value, probs[name])
+        return probs
+
+    def entropy(self) -> torch.Tensor:
+        """Total entropy of each restart's Params ``[R]``."""
+        total = torch.zeros(self.restarts)
+        for p in self.probs().values():
+            h = -(p * p.clamp_min(1e-12).log()).sum(-1)
+            total = total + h.reshape(self.restarts, -1).sum(1)
+        return total
+
+
+def _fixed_one_hots(model: CompiledModel) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per Param with elements fixed by ``set_to_constant``: a mask ``[*shape, 1]`` and the
+    one-hot values ``[*shape, size]`` that replace the learned marginals there."""
+    out = {}
+    for (name, index), value in model.fixed.items():
+        if name not in model.params:
+            continue
+        decl = model.params[name]
+        if name not in out:
+            out[name] = (torch.zeros(*decl.shape, 1, dtype=torch.bool), torch.zeros(*decl.shape, decl.size))
+        mask, one_hot = out[name]
+        mask[(*index, 0)] = True
+        one_hot[(*index, value)] = 1.0
+    return out
