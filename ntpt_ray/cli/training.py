@@ -43,7 +43,8 @@ def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).
         space = 1
         for n, decl in c.params.items():
             table.add_row(n, "Param", str(decl.shape), f"0..{decl.size - 1}")
-            space *= decl.size ** math.prod(decl.shape)
+            free = math.prod(decl.shape) - sum(slot[0] == n for slot in c.fixed)
+            space *= decl.size ** free  # elements fixed with set_to_constant are not searched
         for kind, decls in (("Input", c.inputs), ("Output", c.outputs)):
             for n, decl in decls.items():
                 shown = f"Tensor{decl.tensor_shape}" if decl.is_tensor else f"0..{decl.size - 1}"
