@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .data.symbols import NET_SYMBOLS, SymbolPools
-from .library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
+from .library import LibrarySnapshot, OracleLibrary, saved_nets
 from .program import LearnedProgram
 from .tasks import GeneratedTask, discrete_correct
 
@@ -32,9 +32,7 @@ def evaluate_program(program: LearnedProgram, library: LibrarySnapshot, lengths:
     if perceptual:
         if not library:
             raise ValueError("this program has no saved library: evaluate it symbolically")
-        stack = NeuralLibrary(nets, [0])
-        stack.load(library)
-        view = RestartView(stack, 0)
+        view = saved_nets(nets, library)
     else:
         view = OracleLibrary(nets)
     scores = {}
@@ -50,8 +48,7 @@ def net_accuracy(library: LibrarySnapshot, program: LearnedProgram, *, data_dir=
     """Test-set accuracy of each learned library net on its own symbols (net_0 on the MNIST
     test set, net_1 on the held-out handwritten operators)."""
     fns = program.problem.compile().nets
-    stack = NeuralLibrary(fns, [0])
-    stack.load(library)
+    view = saved_nets(fns, library)
     pools = SymbolPools.load(data_dir, "test")
     out = {}
     for name, fn in fns.items():
@@ -62,6 +59,6 @@ def net_accuracy(library: LibrarySnapshot, program: LearnedProgram, *, data_dir=
         images = torch.from_numpy(pools.images[rows]).float() / 255.0
         labels = torch.from_numpy(pools.symbols[rows] - low)
         with torch.no_grad():
-            guess = stack.classify(fn, [images])[0]
+            guess = view.classify(fn, [images])[0]
         out[name] = float((guess == labels).float().mean())
     return out

@@ -134,6 +134,13 @@ class RestartView:
             return self.library.classify(fn, args)[self.restart:self.restart + 1]
 
 
+def saved_nets(fns: Mapping[str, LearnFn], snapshot: LibrarySnapshot) -> RestartView:
+    """One snapshot's nets (a program's saved library) as the discrete back-end sees them."""
+    stack = NeuralLibrary(fns, [0])
+    stack.load(snapshot)
+    return RestartView(stack, 0)
+
+
 def oracle_table(name: str, size: int) -> torch.Tensor:
     """Exact perception ``[symbols, size]``: net_0 reads digits, net_1 operators; a symbol of
     the other kind gets a uniform distribution (it carries no information)."""

@@ -87,8 +87,6 @@ class Problem:
             if missing:
                 raise ValueError(f"{self.filename}: the task's examples give {kind} '{missing[0]}', "
                                  f"which the model does not declare (it has {', '.join(declared) or 'none'})")
-        if self.task.perceptual_only and not self.perceptual and not compiled.nets:
-            raise ValueError(f"{self.filename}: Tensor inputs need @Learn functions to read them")
 
 
 def problem(task: str | Task, *, perceptual: bool = False, model: str | None = None,
@@ -96,12 +94,11 @@ def problem(task: str | Task, *, perceptual: bool = False, model: str | None = N
     """A registered task by name (the paper's settings), or a task object, with its model:
     ``model`` (a shipped name or a .py file) or the task's default."""
     found = get_task(task) if isinstance(task, str) else task
-    default = getattr(found, "model", None)
-    if model is None and default is None:
+    chosen = model or found.model
+    if chosen is None:
         raise ValueError(f"task '{found.name}' has no default model: give one")
-    source, _ = read_model_source(model or default)
-    extra = {**getattr(found, "model_hypers", {}), **(hypers or {})}
-    return Problem(found, model or default, source, extra, perceptual)
+    source, _ = read_model_source(chosen)
+    return Problem(found, chosen, source, {**found.model_hypers, **(hypers or {})}, perceptual)
 
 
 def file_problem(model: str | Path, data: str | Path, hypers_file: str | Path | None = None, *,

@@ -109,7 +109,6 @@ def run_programs(problem: Problem, values: Mapping[str, np.ndarray], inputs: Map
     return run_discrete(model, params, library, inputs)
 
 
-
 def _tensor_value(raw: Any, shape: tuple[int, ...], name: str) -> torch.Tensor:
     """A Tensor input given as nested lists of numbers (images in 0..1), as a batch of one."""
     try:

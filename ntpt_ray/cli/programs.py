@@ -164,7 +164,7 @@ def run(
     you give, compared with the right answers."""
     import json
 
-    from ..library import OracleLibrary
+    from ..library import OracleLibrary, saved_nets
     from ..tasks import GeneratedTask
 
     program, nets_state, label = _load(program_id, store)
@@ -186,11 +186,7 @@ def run(
             hypers = {**problem.task.train_hypers, **overrides}
             nets = problem.compile(hypers).nets
             if nets_state and problem.perceptual:
-                from ..library import NeuralLibrary, RestartView
-
-                stack = NeuralLibrary(nets, [0])
-                stack.load(nets_state)
-                library = RestartView(stack, 0)  # images, read with the program's own nets
+                library = saved_nets(nets, nets_state)  # images, read with the program's own nets
             else:
                 library = OracleLibrary(nets)  # symbol ids, perceived exactly
             outputs = program.run_instance(instance, hypers=hypers, library=library)
@@ -205,7 +201,7 @@ def run(
 
 
 def _run_builtin(program, nets_state, label, task, inputs, ints, images, seed, data_dir) -> None:
-    from ..library import NeuralLibrary, OracleLibrary, RestartView
+    from ..library import OracleLibrary, saved_nets
 
     family = task.family
     examples = [_parse(family, text) for text in inputs]
@@ -228,9 +224,7 @@ def _run_builtin(program, nets_state, label, task, inputs, ints, images, seed, d
         except ValueError as exc:
             fail(str(exc))
         rng = np.random.default_rng(seed)
-        stack = NeuralLibrary(nets, [0])
-        stack.load(nets_state)
-        library = RestartView(stack, 0)
+        library = saved_nets(nets, nets_state)
     else:
         library = OracleLibrary(nets)
     console.print(f"{label} ({task.name}) with "

@@ -22,10 +22,13 @@ from .examples import Examples
 class Task(ABC):
     """A source of examples for one program.
 
-    Subclasses are frozen dataclasses (tasks are compared, hashed and pickled to Ray actors).
+    Tasks are picklable: they travel to Ray actors with a sweep. ``model`` and
+    ``model_hypers`` name the shipped model that solves a task, for tasks that have one.
     """
 
     name: str
+    model: str | None = None
+    model_hypers: dict[str, int] = {}
 
     @property
     @abstractmethod
@@ -43,13 +46,9 @@ class Task(ABC):
         """Hyper-parameters of the training examples (the model the Params are built from)."""
 
     @abstractmethod
-    def example_hypers(self) -> list[dict[str, int]]:
-        """The hyper-parameters of every example set (training, validation, check)."""
-
     def relevance_hypers(self) -> list[dict[str, int]]:
         """Hyper-parameters whose models together read every Param element any example set's
         model reads (which Params a program reads decides which candidates are distinct)."""
-        return self.example_hypers()
 
     @abstractmethod
     def train_examples(self, n: int, rng: np.random.Generator, *, perceptual: bool,
@@ -130,7 +129,7 @@ class DetachedTask(Task):
     def train_hypers(self) -> dict[str, int]:
         return dict(self._hypers)
 
-    def example_hypers(self) -> list[dict[str, int]]:
+    def relevance_hypers(self) -> list[dict[str, int]]:
         return [self.train_hypers]
 
     def _no_examples(self, *_, **__):

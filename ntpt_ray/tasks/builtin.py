@@ -53,10 +53,6 @@ class GeneratedTask(Task):
     def train_hypers(self) -> dict[str, int]:
         return self.hypers_of(self.train_lengths[0])
 
-    def example_hypers(self) -> list[dict[str, int]]:
-        lengths = sorted({*self.train_lengths, *self.val_lengths, *self.test_lengths})
-        return [self.hypers_of(n) for n in lengths]
-
     def relevance_hypers(self) -> list[dict[str, int]]:
         """A longer expression reads every Param a shorter one does: the longest suffices."""
         shortest = {*self.train_lengths, *self.val_lengths}

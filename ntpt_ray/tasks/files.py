@@ -141,7 +141,7 @@ class FileTask(Task):
     def train_hypers(self) -> dict[str, int]:
         return self._sets(self.train_batches)[0].hypers
 
-    def example_hypers(self) -> list[dict[str, int]]:
+    def relevance_hypers(self) -> list[dict[str, int]]:
         return [s.hypers for s in self._sets((*self.train_batches, *self.check_batches))]
 
     @property

@@ -201,4 +201,3 @@ class RestartBatch:
 
     def library_snapshot(self, restart: int) -> LibrarySnapshot:
         return self.library.snapshot(restart) if self.problem.perceptual else {}
-
