@@ -49,14 +49,18 @@ class MLPStack(nn.Module):
             w[restart].uniform_(-bound, bound, generator=g)
             b[restart].uniform_(-bound, bound, generator=g)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[R, B, size]`` for inputs ``[B, in]`` (shared) or ``[R, B, in]``."""
+    def forward(self, x: torch.Tensor, restart: int | None = None) -> torch.Tensor:
+        """Logits ``[R, B, size]`` for inputs ``[B, in]`` (shared) or ``[R, B, in]``; with
+        ``restart``, that restart's logits ``[1, B, size]`` alone (inputs ``[B, in]``)."""
         last = len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = (torch.einsum("bi,rio->rbo", x, w) if x.dim() == 2 else x @ w) + b
+            if restart is not None:
+                x = x @ w[restart] + b[restart]
+            else:
+                x = (torch.einsum("bi,rio->rbo", x, w) if x.dim() == 2 else x @ w) + b
             if k < last:
                 x = F.relu(x)
-        return x
+        return x if restart is None else x.unsqueeze(0)
 
     def snapshot(self, restart: int) -> dict[str, torch.Tensor]:
         state = {}
@@ -97,8 +101,12 @@ class NeuralLibrary(nn.Module):
         self.restarts = len(seeds)
         self.nets = nn.ModuleDict({name: MLPStack(fn, seeds) for name, fn in fns.items()})
 
-    def logits(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
-        return self.nets[fn.name](_flatten_args(fn, args))
+    def logits(self, fn: LearnFn, args: Sequence[torch.Tensor], restart: int | None = None) -> torch.Tensor:
+        """Logits ``[R, B, size]``, or ``[1, B, size]`` of one ``restart``."""
+        x = _flatten_args(fn, args)
+        if restart is not None and x.dim() == 3:
+            x = x[restart if x.shape[0] > 1 else 0]
+        return self.nets[fn.name](x, restart)
 
     def probs(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.logits(fn, args).softmax(-1)
@@ -131,7 +139,7 @@ class RestartView:
 
     def classify(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
-            return self.library.classify(fn, args)[self.restart:self.restart + 1]
+            return self.library.logits(fn, args, self.restart).argmax(-1)
 
 
 def saved_nets(fns: Mapping[str, LearnFn], snapshot: LibrarySnapshot) -> RestartView:

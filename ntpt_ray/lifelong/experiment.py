@@ -1,0 +1,212 @@
+"""The lifelong experiment on Ray: every model's lifetimes as Ray tasks, results on disk.
+
+A *unit* is one Ray task: up to ``[lifetimes] per_task`` lifetimes of one model vectorised
+into one tensor computation. The driver writes each finished lifetime atomically to
+``DIR/lifetimes/MODEL/NNN.json``; ``resume`` skips those already there, and Ray reruns a unit
+whose worker dies (``max_retries``). Workers report progress to a small actor the driver
+polls for the live display. At the end the driver aggregates ``DIR/results.json`` and draws
+the figures. ``tune`` first runs the learning-rate grid of ``[tune]`` on the validation pools
+(``DIR/tuning.json``) and the lifetimes then use the chosen rates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write
+from .spec import MODELS, LifelongSpec
+
+RETRIES = 3  # reruns of a unit whose worker died
+
+
+class LifelongError(RuntimeError):
+    """The experiment cannot go on; the message says why."""
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda f: json.dump(data, f, indent=1))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LifelongError(f"{path}: cannot be read ({exc}); delete it to rerun that part") from None
+
+
+def lifetime_path(out: Path, model: str, lifetime: int) -> Path:
+    return out / "lifetimes" / model / f"{lifetime:03d}.json"
+
+
+def units_to_run(spec: LifelongSpec, out: Path, models: Sequence[str], resume: bool) -> list[tuple[str, list[int]]]:
+    """``(model, lifetimes)`` per unit still to run; with ``resume``, finished lifetimes are skipped."""
+    units = []
+    for model in models:
+        missing = [i for i in range(spec.lifetimes.count)
+                   if not (resume and lifetime_path(out, model, i).is_file())]
+        size = spec.lifetimes.per_task
+        units += [(model, missing[j:j + size]) for j in range(0, len(missing), size)]
+    return units
+
+
+def _progress_board():
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class ProgressBoard:
+        """Examples done per unit, reported by the workers."""
+
+        def __init__(self):
+            self.done: dict[str, tuple[int, int]] = {}
+
+        def report(self, unit: str, done: int, total: int) -> None:
+            self.done[unit] = (done, total)
+
+        def snapshot(self) -> dict[str, tuple[int, int]]:
+            return self.done
+
+    return ProgressBoard.remote()
+
+
+def _remote_unit():
+    import ray
+
+    @ray.remote(num_cpus=1, max_retries=RETRIES)
+    def unit(spec: LifelongSpec, model: str, lifetimes: list[int], lr: float | None, per_task: int | None,
+             split: str, data_dir: str | None, board, key: str) -> list[dict]:
+        from .lifetime import run_lifetimes
+
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            if time.monotonic() - last[0] > 2 or done >= total:
+                last[0] = time.monotonic()
+                board.report.remote(key, done, total)
+
+        pid_file = os.environ.get("NTPT_LIFELONG_PID_DIR")
+        if pid_file:  # lets tests find (and kill) the worker of a unit
+            Path(pid_file, key).write_text(str(os.getpid()))
+        return run_lifetimes(spec, model, lifetimes, lr=lr, per_task=per_task, split=split,
+                             data_dir=data_dir, progress=progress)
+
+    return unit
+
+
+def _run_units(jobs: list[tuple[str, dict]], on_done, display) -> None:
+    """Submit ``(key, kwargs)`` units, call ``on_done(key, records)`` as each finishes."""
+    import ray
+
+    board = _progress_board()
+    unit = _remote_unit()
+    pending = {unit.remote(board=board, key=key, **kwargs): key for key, kwargs in jobs}
+    with display(keys=[key for key, _ in jobs]) as update:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            update(ray.get(board.snapshot.remote()))
+            for ref in ready:
+                key = pending.pop(ref)
+                try:
+                    records = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    raise LifelongError(f"unit {key} failed after {RETRIES} reruns: "
+                                        f"{str(exc).strip().splitlines()[-1]}") from None
+                on_done(key, records)
+
+
+def tune(spec: LifelongSpec, out: Path, models: Sequence[str], *, data_dir: str | None, resume: bool,
+         display) -> dict[str, float]:
+    """The learning-rate grid on the validation pools; returns the chosen rate per model."""
+    path = out / "tuning.json"
+    table: dict[str, dict[str, float]] = _read_json(path)["scores"] if resume and path.is_file() else {}
+    jobs = []
+    for model in models:
+        grid = spec.tune.ntpt_lr if model == "ntpt" else spec.tune.baseline_lr
+        for lr in grid:
+            if f"{lr:g}" not in table.get(model, {}):
+                jobs.append((f"tune:{model}:{lr:g}", dict(
+                    spec=spec, model=model, lifetimes=list(range(spec.tune.lifetimes)), lr=lr,
+                    per_task=spec.tune.per_task, split="val", data_dir=data_dir)))
+
+    def done(key: str, records: list[dict]) -> None:
+        _, model, lr = key.split(":")
+        scores = [v for r in records for v in r["final"].values() if v is not None]
+        table.setdefault(model, {})[lr] = sum(scores) / len(scores)
+        _write_json(path, {"scores": table, "chosen": _choose(table), "per_task": spec.tune.per_task})
+
+    _run_units(jobs, done, display)
+    return {model: float(lr) for model, lr in _choose(table).items() if model in models}
+
+
+def _choose(table: dict[str, dict[str, float]]) -> dict[str, str]:
+    return {model: max(scores, key=scores.get) for model, scores in table.items() if scores}
+
+
+def run_experiment(spec: LifelongSpec, out: Path, *, models: Sequence[str] = MODELS, resume: bool = False,
+                   tune_first: bool = False, address: str | None = None, data_dir: str | None = None,
+                   display=None) -> dict:
+    """Run every lifetime still to run (on an embedded Ray, or the cluster at ``address``) and
+    write ``DIR/results.json`` and the figures."""
+    import ray
+
+    from ..sweep.coordinator import connect
+
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise LifelongError(f"unknown models {unknown}; allowed: {', '.join(MODELS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume and (out / "lifetimes").exists():
+        raise LifelongError(f"{out} already has lifetimes: pass --resume to go on, or another --out")
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        connect(address)
+    try:
+        return _run(spec, out, models, resume, tune_first, data_dir, display or _quiet)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _run(spec, out, models, resume, tune_first, data_dir, display) -> dict:
+    from .figures import draw_all
+    from .results import aggregate
+
+    start = time.perf_counter()
+    chosen = tune(spec, out, models, data_dir=data_dir, resume=resume, display=display) if tune_first else {}
+    jobs = [(f"{model}:{','.join(map(str, lifetimes))}",
+             dict(spec=spec, model=model, lifetimes=lifetimes, lr=chosen.get(model), per_task=None,
+                  split="test", data_dir=data_dir))
+            for model, lifetimes in units_to_run(spec, out, models, resume)]
+
+    def done(key: str, records: list[dict]) -> None:
+        for record in records:
+            _write_json(lifetime_path(out, record["model"], record["lifetime"]), record)
+
+    _run_units(jobs, done, display)
+    records = {model: [_read_json(path) for path in sorted((out / "lifetimes" / model).glob("*.json"))]
+               for model in MODELS}  # every model with lifetimes in DIR, run now or before
+    timing = _read_json(out / "timing.json") if (out / "timing.json").is_file() else {"wall_s": 0.0}
+    timing["wall_s"] += time.perf_counter() - start
+    _write_json(out / "timing.json", timing)
+    results = aggregate(spec, records, wall_s=timing["wall_s"],
+                        tuning=_read_json(out / "tuning.json") if (out / "tuning.json").is_file() else None)
+    _write_json(out / "results.json", results)
+    draw_all(results, out)
+    return results
+
+
+class _quiet:
+    """A display that shows nothing (the default outside the CLI)."""
+
+    def __init__(self, keys):
+        pass
+
+    def __enter__(self):
+        return lambda snapshot: None
+
+    def __exit__(self, *exc):
+        return False

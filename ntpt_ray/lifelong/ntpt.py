@@ -1,0 +1,139 @@
+"""NTPT as a lifelong learner: one neural library, a program per task, trained end to end.
+
+One :class:`~ntpt_ray.library.NeuralLibrary` (``net_0`` digits, ``net_1`` operators, never
+frozen) is shared by all tasks; each task has its own :class:`~ntpt_ray.train.params.ProgramParams`
+in the 2x2 model. The first task may call only ``net_0`` (``N_NETS = 1``), every later task
+both (Sec. 4.1). R lifetimes run as one tensor computation (the library and every task's
+Params have a leading lifetime dimension). A task's program is decoded with the beam, chosen
+on the validation pool with the current nets, and verified with exact perception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.tasks import make_batch
+from ..lang.discrete import run_discrete
+from ..lang.relaxed import run_relaxed
+from ..lang.relevance import param_guards
+from ..library import NeuralLibrary, OracleLibrary, RestartView
+from ..problems import problem
+from ..program import LearnedProgram
+from ..tasks import Examples, discrete_correct, relaxed_nll
+from ..train.beam import distinct_programs
+from ..train.params import ProgramParams
+from .batch import GridBatch
+
+
+@dataclass
+class DecodedProgram:
+    """One lifetime's program for one task: Param values, whether exact perception verifies it
+    on the check grids, and its discrete accuracy on the validation grids with the current nets."""
+
+    values: dict[str, np.ndarray]
+    verified: bool
+    val_accuracy: float
+
+
+class NTPTLearner(nn.Module):
+    """The shared library and the program Params of every task, for R lifetimes (one per seed)."""
+
+    name = "ntpt"
+
+    def __init__(self, seeds: Sequence[int], *, tasks: Sequence[str], init_scale: float = 1.0):
+        super().__init__()
+        self.tasks = tuple(tasks)
+        self.restarts = len(seeds)
+        self.problems = [problem(task, perceptual=True, hypers={"N_NETS": 1 if k == 0 else 2})
+                         for k, task in enumerate(self.tasks)]
+        self.models = [p.compile() for p in self.problems]
+        fns = {name: fn for model in self.models for name, fn in model.nets.items()}
+        self.library = NeuralLibrary(fns, seeds)
+        self.params = nn.ModuleList(
+            ProgramParams(model, [s * 31 + k for s in seeds], init_scale) for k, model in enumerate(self.models))
+        self.guards = [param_guards(model) for model in self.models]
+        self._check: dict[int, Examples] = {}
+
+    @staticmethod
+    def inputs(batch: GridBatch, images: bool = True) -> dict[str, torch.Tensor]:
+        return {"grid": batch.images if images else batch.symbols, "ints": batch.ints}
+
+    def outputs(self, task: int, batch: GridBatch) -> torch.Tensor:
+        """The relaxed answer distribution ``[R, B, 19]``."""
+        return run_relaxed(self.models[task], self.params[task].probs(), self.library, self.inputs(batch))["result"]
+
+    def loss(self, task: int, batch: GridBatch, entropy: float = 0.0) -> torch.Tensor:
+        """``[R]``: the negative log-likelihood of the answers (plus ``entropy`` x the Params' entropy)."""
+        examples = Examples({}, {"result": batch.target})
+        nll = relaxed_nll({"result": self.outputs(task, batch)}, examples)
+        return nll + entropy * self.params[task].entropy() if entropy else nll
+
+    @torch.no_grad()
+    def predict_relaxed(self, task: int, batch: GridBatch) -> torch.Tensor:
+        """``[R, B]``: the most probable answer of the relaxed model."""
+        return self.outputs(task, batch).argmax(-1)
+
+    def parameter_groups(self, lr: float, library_lr: float) -> list[dict]:
+        """Program Params at ``lr``, the library at ``library_lr`` (the paper: 100x smaller)."""
+        return [{"params": list(self.params.parameters()), "lr": lr},
+                {"params": list(self.library.parameters()), "lr": library_lr}]
+
+    def view(self, restart: int) -> RestartView:
+        """Lifetime ``restart``'s nets, for the discrete interpreter."""
+        return RestartView(self.library, restart)
+
+    def check_examples(self, task: int, n: int = 1000, seed: int = 12345) -> Examples:
+        """Symbolic grids (all symbols, no images) on which a verified program must be right."""
+        if task not in self._check:
+            drawn = make_batch(self.tasks[task], n, seed=seed + task)
+            inputs = {"grid": drawn.inputs["grid"], "ints": drawn.inputs.get("ints", torch.zeros(n, 3, dtype=torch.long))}
+            self._check[task] = Examples(inputs, {"result": drawn.target})
+        return self._check[task]
+
+    @torch.no_grad()
+    def decode(self, task: int, restart: int, val: GridBatch, beam: int, screen: int = 32) -> DecodedProgram:
+        """The beam's K most probable distinct programs, screened on ``screen`` validation grids,
+        the best on all of ``val`` with the current nets (ties: beam rank), then verified."""
+        model = self.models[task]
+        probs = {k: v[restart].numpy() for k, v in self.params[task].probs().items()}
+        programs, _ = distinct_programs(probs, beam, self.guards[task])
+        view = self.view(restart)
+
+        def accuracy(values, batch: GridBatch) -> np.ndarray:
+            params = {k: torch.as_tensor(v) for k, v in values.items()}
+            out = run_discrete(model, params, view, self.inputs(batch))["result"]
+            return (out == batch.target).float().mean(-1).numpy()
+
+        first = accuracy(programs, val.rows(slice(0, screen)))
+        keep = np.union1d(np.argsort(-first, kind="stable")[:16], [0])
+        survivors = {k: v[keep] for k, v in programs.items()}
+        val_acc = accuracy(survivors, val)
+        best = int(np.argmax(val_acc))
+        values = {k: v[best] for k, v in survivors.items()}
+        check = self.check_examples(task)
+        out = run_discrete(model, {k: torch.as_tensor(v[None]) for k, v in values.items()},
+                           OracleLibrary(model.nets), check.inputs)
+        verified = bool(discrete_correct(out, check).all())
+        return DecodedProgram(values, verified, float(val_acc[best]))
+
+    @torch.no_grad()
+    def run_program(self, task: int, restart: int, values: dict[str, np.ndarray], batch: GridBatch) -> torch.Tensor:
+        """``[B]``: a decoded program's answers with lifetime ``restart``'s current nets."""
+        params = {k: torch.as_tensor(v[None]) for k, v in values.items()}
+        return run_discrete(self.models[task], params, self.view(restart), self.inputs(batch))["result"][0]
+
+    def listing(self, task: int, values: dict[str, np.ndarray]) -> str:
+        """A decoded program as readable source."""
+        return LearnedProgram(self.problems[task], values).listing()
+
+    @torch.no_grad()
+    def net_accuracy(self, name: str, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        """``[R]``: the share of ``images`` [N, 28, 28] that net ``name`` classifies as ``labels``."""
+        fn = next(model.nets[name] for model in self.models if name in model.nets)
+        return (self.library.classify(fn, [images]) == labels).float().mean(-1).numpy()
+

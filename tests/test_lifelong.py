@@ -1,0 +1,179 @@
+"""The lifelong experiment: its schedule, fixed pools, NTPT's one shared library, and a tiny
+run of the whole command on real Ray (results.json schema, resume, a killed worker's rerun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+
+from ntpt_ray.data.symbols import SymbolPools
+from ntpt_ray.lifelong.ntpt import NTPTLearner
+from ntpt_ray.lifelong.pools import TaskPools
+from ntpt_ray.lifelong.schedule import Schedule
+from ntpt_ray.lifelong.spec import PAPER_TASKS, load_lifelong_spec, parse_lifelong_spec
+from ntpt_ray.sweep import SpecError
+from ntpt_ray.tasks import get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0",
+       "COLUMNS": "200"}
+TINY = """
+name = "tiny"
+[data]
+train_size = 40
+val_size = 40
+test_size = 60
+eval_size = 30
+[schedule]
+per_task = 100
+batch_size = 20
+eval_every = 200
+[lifetimes]
+count = 3
+per_task = 2
+[ntpt]
+beam = 8
+final_beam = 16
+"""
+
+
+def test_the_schedule_moves_from_task_to_task_and_drops_the_first_after_one_and_a_half_p():
+    s = Schedule(PAPER_TASKS, per_task=1000)
+    assert s.total == 8000
+    t = np.arange(0, 8000, 50)
+    w = s.weights(t)
+    np.testing.assert_allclose(w.sum(1), 1)
+    for k in range(8):
+        assert s.weights((k + 0.5) * 1000).argmax() == k
+        assert s.weights((k + 0.5) * 1000)[k] > 0.5
+    assert (w[t >= 1500, 0] == 0).all() and (w[t < 1500, 0] > 0).all()
+    rng = np.random.default_rng(0)
+    drawn = np.array([s.draw(1200, rng) for _ in range(4000)])  # weights 0.3 : 0.7 on tasks 0, 1
+    assert set(drawn) == {0, 1}
+    assert abs((drawn == 0).mean() - 0.3) < 0.03
+
+
+def test_pools_hold_distinct_grids_with_right_answers_and_test_images_unseen_in_training():
+    pools = TaskPools.build(("add2x2:left", "apply2x2:right"), train_size=1000, val_size=50, test_size=300)
+    for k, task in enumerate(pools.tasks):
+        train, test = pools.train[k], pools.test[k]
+        keys = {train.rows[i].tobytes() + train.ints[i].tobytes() for i in range(len(train))}
+        assert len(train) == len(keys) == 1000
+        reference = get_task(task)
+        for pool in (train, test):
+            for i in range(0, len(pool), 37):
+                ints = pool.ints[i] if task.startswith("apply") else None
+                assert pool.target[i] == reference.reference(pool.symbols[i], ints)
+        train_images = SymbolPools.load(None, "train").images
+        test_images = SymbolPools.load(None, "test").images
+        seen = {train_images[r].tobytes() for r in np.unique(train.rows)}
+        assert not seen & {test_images[r].tobytes() for r in np.unique(test.rows)}
+        batch = train.batch(slice(0, 5))
+        assert batch.images.shape == (5, 4, 28, 28) and batch.images.dtype == torch.float32
+        labels = SymbolPools.load(None, "train").symbols
+        assert (labels[train.rows[:5]] == train.symbols[:5]).all()
+
+
+def test_ntpt_has_one_library_for_all_eight_tasks_and_a_program_each():
+    learner = NTPTLearner([3, 4], tasks=PAPER_TASKS)
+    pools = TaskPools.build(PAPER_TASKS, train_size=20, val_size=20, test_size=20)
+    assert len(learner.params) == 8 and len({id(p) for p in learner.params}) == 8
+    assert learner.params[0].logits["net_choice"].shape[-1] == 1  # the first task: net_0 only
+    assert all(p.logits["net_choice"].shape[-1] == 2 for p in learner.params[1:])
+    library = set(learner.library.parameters())
+    for k in (0, 5):
+        learner.zero_grad(set_to_none=True)
+        learner.loss(k, pools.train[k].batch(slice(0, 8))).sum().backward()
+        with_grad = {p for p in learner.parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+        assert with_grad & library, "every task trains the one library"
+        assert with_grad - library <= set(learner.params[k].parameters())
+    w = learner.library.nets["net_0"].weights[0]
+    assert w.grad is not None and w.grad[0].abs().sum() > 0 and w.grad[1].abs().sum() > 0
+
+
+def test_a_lifelong_spec_error_names_the_file_and_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[schedule]\nper_task = 0\n")
+    with pytest.raises(SpecError, match=r"bad.toml: \[schedule\] per_task"):
+        load_lifelong_spec(bad)
+    with pytest.raises(SpecError, match=r"\[tasks\] order"):
+        parse_lifelong_spec({"tasks": {"order": ["math"]}})
+    with pytest.raises(SpecError, match=r"\[baselines\] lr"):
+        parse_lifelong_spec({"baselines": {"lr": {"lstm": 0.1}}})
+    assert load_lifelong_spec(ROOT / "search" / "lifelong.toml").tasks.order == list(PAPER_TASKS)
+    changed = load_lifelong_spec(ROOT / "search" / "lifelong.toml", ["ntpt.library_lr=1e-4", "lifetimes.count=2"])
+    assert changed.ntpt.library_lr == 1e-4 and changed.lifetimes.count == 2
+    with pytest.raises(SpecError, match="expected SECTION.FIELD=VALUE"):
+        load_lifelong_spec(ROOT / "search" / "lifelong.toml", ["ntpt.lr"])
+    with pytest.raises(SpecError, match=r"\[ntpt\] beam"):
+        load_lifelong_spec(ROOT / "search" / "lifelong.toml", ["ntpt.beam=0"])
+
+
+RESULTS_SCHEMA = {
+    "type": "object",
+    "required": ["final", "final_std", "curves", "net_accuracy", "programs", "protocol", "verified",
+                 "lifetimes", "wall_s", "shown"],
+    "properties": {
+        "final": {"type": "object", "additionalProperties": {
+            "type": "object", "propertyNames": {"enum": list(PAPER_TASKS)},
+            "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "curves": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["examples", "accuracy"]}},
+        "net_accuracy": {"type": "object", "required": ["net_0", "net_1"]},
+        "programs": {"type": "object", "additionalProperties": {"type": "string"}},
+        "protocol": {"type": "object", "required": ["tasks", "data", "schedule", "lifetimes"]},
+    },
+}
+
+
+def _lifelong(spec: Path, out: Path, *extra: str, env=None) -> subprocess.Popen:
+    return subprocess.Popen([BIN / "ntpt", "lifelong", str(spec), "--out", str(out), "--models", "ntpt,mtnn-2",
+                             *extra], env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_a_tiny_lifelong_run_on_ray_survives_a_killed_worker_and_resumes(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    out, pids = tmp_path / "out", tmp_path / "pids"
+    pids.mkdir()
+    run = _lifelong(spec, out, env={**ENV, "NTPT_LIFELONG_PID_DIR": str(pids)})
+    deadline = time.monotonic() + 120
+    while not list(pids.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    victim = sorted(pids.iterdir())[0]
+    first_pid = int(victim.read_text())
+    os.kill(first_pid, signal.SIGKILL)
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output
+    assert int(victim.read_text()) != first_pid, "the killed unit ran again in another worker"
+    results = json.loads((out / "results.json").read_text())
+    jsonschema.validate(results, RESULTS_SCHEMA)
+    assert results["lifetimes"] == {"ntpt": 3, "mtnn-2": 3}
+    assert set(results["programs"]) == set(PAPER_TASKS) and "return" in results["programs"]["add2x2:top"]
+    assert len(results["curves"]["ntpt"]["examples"]) == 4  # every 200 of 800 examples, the last on the whole pool
+    assert all((out / name).stat().st_size > 10_000 for name in ("fig6.png", "fig7.png"))
+    assert "| add2x2:top |" in (out / "table.md").read_text()
+    finished = {p: p.stat().st_mtime_ns for p in (out / "lifetimes").rglob("*.json")}
+    assert len(finished) == 6
+    again = _lifelong(spec, out)
+    output, _ = again.communicate(timeout=120)
+    assert again.returncode == 1 and "pass --resume" in output
+    (out / "lifetimes" / "ntpt" / "001.json").unlink()
+    resumed = _lifelong(spec, out, "--resume")
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    after = {p: p.stat().st_mtime_ns for p in (out / "lifetimes").rglob("*.json")}
+    assert set(after) == set(finished)
+    assert [p.name for p in after if after[p] != finished.get(p)] == ["001.json"]
