@@ -7,7 +7,6 @@ import shutil
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -24,7 +23,8 @@ MINIMAL = {"name": "t", "problem": {"task": "add2x2:top"}}
 
 # ---- specs
 
-@pytest.mark.parametrize("path", sorted(SEARCH.glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in SEARCH.glob("*.toml") if not p.name.startswith("lifelong")),
+                         ids=lambda p: p.name)  # lifelong specs: tests/test_lifelong.py
 def test_shipped_specs_load(path):
     spec = load_spec(path)
     assert spec.name == tomllib.loads(path.read_text())["name"]
@@ -47,6 +47,17 @@ def test_the_shipped_specs_cover_every_task_family():
     ({"problem": {"task": "math", "hypers": {"N_DIGITZ": 3}}}, "[problem]: "),
     ({"extra": 1}, "unknown field 'extra'; allowed: name, description, problem"),
     ({"name": "a b"}, "name: String should match pattern"),
+    ({"verify": {"test_lengths": []}}, "[verify] test_lengths: List should have at least 1 item"),
+    ({"verify": {"test_lengths": [2, 2]}}, "[verify] test_lengths: each length once, got [2, 2]"),
+    ({"train": {"lr": float("inf")}}, "[train] lr: Input should be a finite number (got inf)"),
+    ({"train": {"entropy_end": float("nan")}}, "[train] entropy_end: Input should be a finite number"),
+    ({"restarts": {"total": True}}, "[restarts] total: Input should be a valid integer (got True)"),
+    ({"restarts": {"per_actor": 2.0}}, "[restarts] per_actor: Input should be a valid integer (got 2.0)"),
+    ({"problem": {"task": "add2x2:top", "perceptual": "no"}},
+     "[problem] perceptual: Input should be a valid boolean (got 'no')"),
+    ({"convergence": {"at_end": 1}}, "[convergence] at_end: Input should be a valid boolean (got 1)"),
+    ({"problem": {"data": "d.json", "model": "m.py", "train_batches": []}},
+     "[problem] train_batches: List should have at least 1 item"),
 ])
 def test_a_bad_spec_gets_one_error_naming_the_field(change, message):
     data = {**MINIMAL, **change}
@@ -55,6 +66,41 @@ def test_a_bad_spec_gets_one_error_naming_the_field(change, message):
     assert str(info.value).startswith("s.toml: ")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("section, field, limit, value", [
+    ("restarts", "total", "MAX_RESTARTS", 10**9), ("restarts", "per_actor", "MAX_PER_ACTOR", 10**9),
+    ("train", "batch_size", "MAX_BATCH", 10**6), ("convergence", "val_size", "MAX_EXAMPLES", 10**9),
+    ("verify", "test_size", "MAX_EXAMPLES", 10**9), ("verify", "beam", "MAX_BEAM", 10**9),
+])
+def test_every_size_has_a_limit_that_an_environment_variable_raises(section, field, limit, value, monkeypatch):
+    from ntpt_ray.sweep import spec as spec_module
+
+    data = {**MINIMAL, section: {field: value}}
+    bound = getattr(spec_module, limit)
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, source="s.toml")
+    assert str(info.value) == (f"s.toml: [{section}] {field}: {value} is above the limit of {bound} "
+                               f"(set NTPT_{limit} to raise it)")
+    parse_spec({**MINIMAL, section: {field: bound}})  # the limit itself is allowed
+    monkeypatch.setenv(f"NTPT_{limit}", str(value))
+    assert getattr(parse_spec(data), section).model_dump()[field] == value
+    monkeypatch.setenv(f"NTPT_{limit}", "lots")
+    with pytest.raises(SpecError, match=f"NTPT_{limit} must be a positive integer, got 'lots'"):
+        parse_spec(data)
+
+
+def test_lengths_and_hypers_have_limits_too():
+    with pytest.raises(SpecError, match=r"^<spec>: \[verify\] test_lengths.0: 100000 is above the limit of 64 "
+                                        r"\(set NTPT_MAX_LENGTH to raise it\)$"):
+        parse_spec({"name": "m", "problem": {"task": "math"}, "verify": {"test_lengths": [100000]}})
+    with pytest.raises(SpecError, match=r"^<spec>: \[problem\] hypers: N_DIGITS: 100000 is above the limit "
+                                        r"of 100 \(set NTPT_MAX_HYPER to raise it\)$"):
+        parse_spec({"name": "m", "problem": {"task": "math", "hypers": {"N_DIGITS": 100000}}})
+
+
+def test_floats_accept_integers():
+    assert parse_spec({**MINIMAL, "train": {"lr": 1}}).train.lr == 1.0
 
 
 def test_missing_section_and_bad_toml_are_named(tmp_path):
@@ -138,9 +184,7 @@ def test_a_reset_slot_trains_like_a_fresh_restart():
     for _ in range(3):
         batch.step()
     batch.reset(1, 42)
-    fresh = RestartBatch(prob, [42], config, data_seed=5)
-    fresh.rng = np.random.default_rng(99)
-    batch.rng = np.random.default_rng(99)
+    fresh = RestartBatch(prob, [42], config, data_seed=5)  # restart 42's batches: its own stream
     for _ in range(3):
         batch.step()
         fresh.step()
@@ -161,7 +205,7 @@ def test_worker_trains_reports_verifies_and_frees_slots():
                        "restarts": {"per_actor": 3},
                        "train": {"steps": 150}, "convergence": {"val_every": 50, "val_size": 40},
                        "verify": {"beam": 64, "test_size": 40}})
-    worker = RestartWorker(spec, data_seed=1)
+    worker = RestartWorker(spec)
     reply = worker.advance(start=[Assignment(r, 1000 + r, 0) for r in range(3)],
                            library=LibraryVersion(0, {}))
     assert sorted(reply.accuracy) == [0, 1, 2] and set(reply.steps.values()) == {50}

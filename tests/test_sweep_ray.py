@@ -203,10 +203,12 @@ def _left_to_right(text: str) -> int:
 def test_math_onehot_sweep_on_embedded_ray_stores_a_program_that_runs(tmp_path):
     store = tmp_path / "store"
     spec = Path(__file__).resolve().parents[1] / "search" / "math_onehot.toml"
-    done = subprocess.run([BIN / "ntpt", "sweep", str(spec), "--store", str(store)], env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([BIN / "ntpt", "sweep", str(spec), "--store", str(store), "--plot"], env=ENV,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "stopped by first verified program" in done.stdout
+    plot = Path(tmp_path, re.search(r"wrote (\S+\.png)", done.stdout).group(1))
+    assert plot.stat().st_size > 10_000
     first = re.search(r"first program stored this session: (\S+)", done.stdout).group(1)
     shown = subprocess.run([BIN / "ntpt", "programs", "show", first, "--store", str(store)],
                            env=ENV, capture_output=True, text=True, timeout=120)
@@ -241,7 +243,9 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(cluster, tmp_path
     _wait_for_outcomes(sweep, store, spec, 2)
     sweep.kill()  # SIGKILL: no cleanup, no final state write
     sweep.communicate(timeout=60)
-    before = _state(store, spec)["outcomes"]
+    killed = _state(store, spec)
+    assert killed["sessions"] == 1 and killed["seconds"] > 0  # saved as it ran
+    before = killed["outcomes"]
     stored_before = _check_store(store, spec, _state(store, spec))
     again = subprocess.run([BIN / "ntpt", "sweep", str(spec), "--store", str(store), "--address",
                             address], env=ENV, capture_output=True, text=True, timeout=120)

@@ -6,14 +6,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from .common import DataDir, console, fail
+from .common import (
+    DataDir,
+    console,
+    fail,
+    file_error,
+    new_table,
+    plural,
+    print_table,
+    progress_display,
+    spec_file,
+)
 
 
 def sweep(
-    spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="A sweep spec (search/*.toml).")],
+    spec_ref: Annotated[Path, typer.Argument(
+        metavar="SPEC", help="A sweep spec: a TOML file, or a shipped spec's name (`ntpt specs`).")],
     address: Annotated[str | None, typer.Option(
         help="Join this Ray cluster ('auto' or HOST:PORT); default: an embedded local Ray.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the sweep from its stored state.")] = False,
@@ -21,6 +30,8 @@ def sweep(
         help="Program store (default: $NTPT_STORE, else the spec's \\[output] store).")] = None,
     actors: Annotated[int | None, typer.Option(help="Actors (default: the spec's).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the spec's \\[restarts] seed.")] = None,
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="At the end, draw the sweep's curves and restarts/min.")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Search for verified programs with many restarts on Ray actors; store what verifies."""
@@ -28,16 +39,14 @@ def sweep(
     from ..sweep import SpecError, SweepError, load_spec, run_sweep
 
     try:
-        spec = load_spec(spec_file)
+        spec = load_spec(spec_file(spec_ref))
         if seed is not None:
             spec = spec.model_copy(update={"restarts": spec.restarts.model_copy(update={"seed": seed})})
     except SpecError as exc:
         fail(str(exc))
     if actors is not None and actors < 1:
         fail(f"--actors must be >= 1, got {actors}")
-    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[status]}", markup=False)]
-    progress = Progress(*columns, console=console)  # shown from the first report on
+    progress = progress_display()  # shown from the first report on
     bar = progress.add_task(f"{spec.sweep_id}: restarts", total=spec.restarts.total, status="")
 
     def show(p) -> None:
@@ -50,12 +59,13 @@ def sweep(
     try:
         result = run_sweep(spec, store=store, address=address, resume=resume, data_dir=data_dir,
                            actors=actors, on_progress=show)
-    except (SweepError, FileNotFoundError, ValueError, ConnectionError) as exc:
+    except (SweepError, ValueError, ConnectionError, OSError) as exc:  # a bad state.json is a ValueError
         if progress.live.is_started:
             progress.stop()
-        fail(str(exc))
+        fail(file_error(exc) if isinstance(exc, OSError) else str(exc))
     progress.stop()
-    table = Table(title=f"sweep {result.sweep}: stopped by {result.stopped_by}", show_header=False)
+    table = new_table("name", "value", wrap=("value",), show_header=False,
+                      title=f"sweep {result.sweep}: stopped by {result.stopped_by}")
     first = result.first_verified_seconds
     for name, value in [
         ("restarts done", f"{result.done}/{result.total} ({result.restarts_finished} this session)"),
@@ -72,7 +82,11 @@ def sweep(
         ("store", str(result.store)),
     ]:
         table.add_row(name, value)
-    console.print(table)
+    print_table(table)
+    if plot:
+        from ..plots import plot_sweep
+
+        console.print(f"wrote {plot_sweep(result.store / 'sweeps' / result.sweep)}")
     if result.programs:
         stored = ProgramStore(result.store).get(result.programs[0])
         console.print(f"first program stored this session: {stored.record.id}")
@@ -81,8 +95,8 @@ def sweep(
 
 
 def bench_sweep(
-    spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="A symbolic sweep spec.")] = Path(
-        "search/math_onehot.toml"),
+    spec_ref: Annotated[Path, typer.Argument(
+        metavar="SPEC", help="A symbolic sweep spec: a file or a shipped spec's name.")] = Path("math_onehot"),
     restarts: Annotated[int, typer.Option(help="Restarts per scaling sweep.")] = 32,
     per_actor: Annotated[int, typer.Option(help="Restarts vectorised per actor (scaling).")] = 8,
     steps: Annotated[int, typer.Option(help="Budget per restart (scaling).")] = 300,
@@ -103,7 +117,7 @@ def bench_sweep(
     from ..sweep.coordinator import connect
 
     try:
-        spec = load_spec(spec_file)
+        spec = load_spec(spec_file(spec_ref))
     except SpecError as exc:
         fail(str(exc))
     connect()  # an embedded Ray, shared by every sweep of the benchmark
@@ -113,18 +127,17 @@ def bench_sweep(
     finally:
         ray.shutdown()
     one, two = bench.median_rate(1), bench.median_rate(2)
-    table = Table(title=f"{spec.name}: {restarts} restarts x {steps} steps, {per_actor} per actor, "
-                        f"{repeats} runs each (medians)")
-    for column in ("actors", "restarts/min", "runs"):
-        table.add_column(column)
+    table = new_table("actors", "restarts/min", "runs",
+                      title=f"{spec.name}: {plural(restarts, 'restart')} x {plural(steps, 'step')}, "
+                            f"{per_actor} per actor, {plural(repeats, 'run')} each (medians)")
     for actors, rate in ((1, one), (2, two)):
         runs = ", ".join(f"{r.restarts_per_minute:.1f}" for r in bench.scaling if r.actors == actors)
         table.add_row(str(actors), f"{rate:.1f}", runs)
-    console.print(table)
+    print_table(table)
     console.print(f"2 actors / 1 actor: [bold]{two / one:.2f}x[/]; coordinator overhead "
                   f"{bench.overhead:.2%} of wall time (median)")
     times = [t for t in bench.first_verified.values() if t is not None]
-    found = f"{len(times)}/{len(bench.first_verified)} sweeps found one"
+    found = f"{len(times)} of {plural(len(bench.first_verified), 'sweep')} found one"
     if times:
         console.print(f"time to the first verified program, 2 actors: median "
                       f"[bold]{statistics.median(times):.1f} s[/] ({found}; "

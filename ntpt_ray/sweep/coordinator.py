@@ -5,14 +5,18 @@ vectorised batch of restart slots per actor), watches each restart's validation 
 orders a restart verified when the :class:`ConvergenceRule` fires or its budget is spent,
 stores every verified program, publishes a better neural library to the actors as a new
 version (through Ray's object store), and stops as the spec's stop policy says. Every finished
-restart is written to the sweep's durable state at once; a lost actor's restarts run again on
-another actor; a sweep whose driver died continues with ``resume=True``.
+restart is written to the sweep's durable state at once (with the time spent so far); a lost
+actor's restarts run again on another actor, with the same results (a restart's data come from
+its seed); a sweep whose driver died continues with ``resume=True``. One driver at a time runs a
+sweep (:meth:`SweepDirectory.lock`); an actor's error stops the sweep with one line naming the
+restart, its traceback in the sweep's ``errors.log``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import time
 from collections import deque
@@ -23,18 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from ..cli.common import plural
 from ..store import ProgramRecord, ProgramStore, default_store, program_id
 from ..train.run import restart_seeds
 from .convergence import ConvergenceRule
 from .spec import SweepSpec
-from .state import SweepDirectory, SweepState, now_iso, resolve_start_library
-from .worker import Assignment, Checked, LibraryVersion, Reply, RestartWorker
+from .state import SweepDirectory, SweepError, SweepState, now_iso, resolve_start_library
+from .worker import Assignment, Checked, LibraryVersion, Reply, RestartFailed, RestartWorker
 
 STARTUP_TIMEOUT = 300.0  # seconds without any live actor before the sweep gives up
-
-
-class SweepError(RuntimeError):
-    """A sweep that cannot start or go on (its verified programs are stored all the same)."""
+LOOPBACK = "127.0.0.1"  # where an embedded Ray listens
+COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours in Ray's tracebacks
 
 
 @dataclass
@@ -87,10 +90,8 @@ class SweepResult:
 @dataclass
 class _Actor:
     handle: Any
-    index: int
     restarts: set[int] = field(default_factory=set)
     library_version: int = -1  # the newest version it holds
-    call: Any = None  # the ObjectRef of its running call
     ready: bool = False
 
 
@@ -127,16 +128,18 @@ class Coordinator:
         self.library_score = max(record.score for record in state.libraries)
         self.actors: dict[Any, _Actor] = {}  # ObjectRef of its pending call or ping -> actor
         self.idle: list[_Actor] = []  # live actors with nothing to do
-        self.created = 0
         self.result = SweepResult(spec.sweep_id, store.root, total, len(state.outcomes),
                                   state.verified, library_versions=len(state.libraries))
         self.best_accuracy = 0.0
         self.began = time.perf_counter() if began is None else began  # for time.perf_counter()
+        self.earlier_seconds = state.seconds  # of the sweep's earlier sessions
 
     # ---- the loop
 
     def run(self) -> SweepResult:
         """Run until the stop policy is met; kill the actors; save the state."""
+        self.state.sessions += 1
+        self._save()
         if not self._stop_reason():
             for _ in range(min(self.target_actors, self._needed_actors())):
                 self._start_actor()
@@ -158,10 +161,8 @@ class Coordinator:
         finally:
             for actor in [*self.actors.values(), *self.idle]:
                 self.ray.kill(actor.handle, no_restart=True)
-            self.result.seconds = time.perf_counter() - self.began
-            self.state.seconds += self.result.seconds
-            self.state.sessions += 1
-            self.directory.save(self.state)
+            self.result.seconds = self._elapsed()
+            self._save()
         self.result.stopped_by = self._stop_reason()
         self.result.done = len(self.state.outcomes)
         self.result.verified = self.state.verified
@@ -173,10 +174,12 @@ class Coordinator:
             reply = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as exc:
             if exc.actor_init_failed:  # the same error would stop every replacement
-                cause = [line for line in str(exc).splitlines() if line.strip()][-1]
-                raise SweepError(f"a sweep actor could not start: {cause.strip()}") from None
+                raise self._failed(f"a sweep actor could not start: {_last_line(exc)}", exc) from None
             self._lost(actor)
             return
+        except self.ray.exceptions.RayTaskError as exc:
+            failed = exc.cause if isinstance(exc.cause, RestartFailed) else None
+            raise self._failed(str(failed) if failed else f"an actor failed: {_last_line(exc)}", exc) from None
         began = time.perf_counter()
         if not actor.ready:  # its start-up ping
             actor.ready = True
@@ -193,10 +196,16 @@ class Coordinator:
         if stop.policy == "first" and self.state.verified >= 1:
             return "first verified program"
         if stop.policy == "programs" and self.state.verified >= stop.programs:
-            return f"{stop.programs} verified programs"
+            return plural(stop.programs, "verified program")
         if not self.pending and len(self.state.outcomes) == self.spec.restarts.total:
-            return "all restarts done"
+            return "all restarts done"  # every outcome is one of range(total): see _saved_state
         return ""
+
+    def _failed(self, what: str, exc: Exception) -> SweepError:
+        """The error that stops the sweep because ``what`` happened; Ray's ``exc``, with the
+        actor's traceback, goes to ``errors.log``."""
+        log = self.directory.log_error(f"{what}\n{COLOURS.sub('', str(exc))}")
+        return SweepError(f"{what} (traceback in {log}; state is saved: fix it and --resume)")
 
     # ---- actors
 
@@ -204,11 +213,8 @@ class Coordinator:
         return max(1, math.ceil(len(self.pending) / self.spec.restarts.per_actor))
 
     def _start_actor(self) -> None:
-        index = self.created
-        self.created += 1
-        handle = self.worker_class.remote(self.spec, data_seed=self.seeds[0] + 7 * index,
-                                           data_dir=self.data_dir)
-        self.actors[handle.pid.remote()] = _Actor(handle, index)
+        handle = self.worker_class.remote(self.spec, data_dir=self.data_dir)
+        self.actors[handle.pid.remote()] = _Actor(handle)
 
     def _lost(self, actor: _Actor) -> None:
         """Re-queue a dead actor's restarts (first in line) and start a replacement."""
@@ -223,7 +229,7 @@ class Coordinator:
             self.to_verify.discard(restart)
             self.to_drop.discard(restart)
         if self.result.lost_actors > 10 * self.target_actors:
-            raise SweepError(f"{self.result.lost_actors} actors lost: giving up "
+            raise SweepError(f"{plural(self.result.lost_actors, 'actor')} lost: giving up "
                              "(state is saved; use --resume)")
         self._start_actor()
         while self.idle and self.pending:
@@ -293,6 +299,11 @@ class Coordinator:
             return
         self.state.outcomes[restart] = outcome
         self.result.restarts_finished += 1
+        self._save()
+
+    def _save(self) -> None:
+        """Write the state, with the wall time of this session so far."""
+        self.state.seconds = self.earlier_seconds + self._elapsed()
         self.directory.save(self.state)
 
     def _store(self, c: Checked) -> None:
@@ -301,7 +312,7 @@ class Coordinator:
             id=pid, sweep=self.spec.sweep_id, restart=c.restart, seed=c.seed,
             library_version=c.library_version, program=c.program, verification=c.verification,
             val_curve=c.val_curve, spec=self.spec.model_dump(), started_at=now_iso(c.started_at),
-            found_at=now_iso(), seconds_into_sweep=round(self.state.seconds + self._elapsed(), 3))
+            found_at=now_iso(), seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3))
         if self.store.add(record, c.nets or None, source=self.spec.build_problem().source):
             self.result.programs.append(pid)
             if self.result.first_verified_seconds is None:
@@ -340,37 +351,63 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
               on_progress: Callable[[SweepProgress], None] | None = None) -> SweepResult:
     """Run (or with ``resume`` continue) a sweep; return what this session did.
 
-    With no ``address`` an embedded local Ray is started (one CPU per core of this machine);
-    ``address`` joins a running cluster (``"auto"`` or ``"host:port"``). Verified programs go
-    to the program store: ``store``, else ``$NTPT_STORE``, else the spec's ``[output] store``.
+    With no ``address`` an embedded local Ray is started (one CPU per core of this machine,
+    listening on 127.0.0.1 only); ``address`` joins a running cluster (``"auto"`` or
+    ``"host:port"``). Verified programs go to the program store: ``store``, else
+    ``$NTPT_STORE``, else the spec's ``[output] store``. The sweep is locked for this driver
+    before Ray starts; its saved state is read (and checked) before Ray starts too.
     """
     import ray
 
     began = time.perf_counter()
     root = default_store(store) if store or os.environ.get("NTPT_STORE") else Path(spec.output.store)
     directory = SweepDirectory(root, spec)
-    if directory.exists and not resume:
-        done = len(directory.load().outcomes)
-        raise SweepError(f"sweep {spec.sweep_id} already has results in {directory.path} "
-                         f"({done} restarts done): pass --resume to continue it, or change "
-                         "[restarts] seed or [output] store for a new sweep")
-    start = None if directory.exists else resolve_start_library(spec.library.start, root)
     data = _check_data(spec, data_dir)
     started_ray = not ray.is_initialized()
-    if started_ray:
-        connect(address)
-    try:
-        state = directory.load() if start is None else directory.create(*start)
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        wanted = spec.restarts.actors if actors is None else actors
-        count = cpus if wanted == "auto" else min(int(wanted), cpus)
-        if count < 1:
-            raise SweepError(f"the Ray cluster has no CPU for an actor ({ray.cluster_resources()})")
-        return Coordinator(spec, ProgramStore(root), directory, state, actors=count, data_dir=data,
-                           on_progress=on_progress, began=began).run()
-    finally:
+    if started_ray and address is not None:
+        check_address(address)
+    with directory.lock():
+        state = _saved_state(directory, resume)
+        start = resolve_start_library(spec.library.start, root) if state is None else None
         if started_ray:
-            ray.shutdown()
+            connect(address)
+        try:
+            if state is None:
+                state = directory.create(*start)
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            wanted = spec.restarts.actors if actors is None else actors
+            count = cpus if wanted == "auto" else min(int(wanted), cpus)
+            if count < 1:
+                raise SweepError(f"the Ray cluster has no CPU for an actor ({ray.cluster_resources()})")
+            return Coordinator(spec, ProgramStore(root), directory, state, actors=count, data_dir=data,
+                               on_progress=on_progress, began=began).run()
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+
+def _saved_state(directory: SweepDirectory, resume: bool) -> SweepState | None:
+    """The sweep's saved state to continue (None for a new sweep). ``[restarts] total`` is not
+    part of the sweep id: it may change between sessions, but must keep every restart that has
+    an outcome (a sweep is done when each restart of ``range(total)`` has one)."""
+    if not directory.exists:
+        return None
+    state = directory.load()
+    sweep = directory.spec.sweep_id
+    if not resume:
+        raise SweepError(f"sweep {sweep} already has results in {directory.path} "
+                         f"({plural(len(state.outcomes), 'restart')} done): pass --resume to continue "
+                         "it, or change [restarts] seed or [output] store for a new sweep")
+    total, last = directory.spec.restarts.total, max(state.outcomes, default=-1)
+    if last >= total:
+        raise SweepError(f"sweep {sweep} has the outcome of restart {last}, beyond [restarts] total = "
+                         f"{total} (restarts 0..{total - 1}): resume with total >= {last + 1}")
+    return state
+
+
+def _last_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _check_data(spec: SweepSpec, data_dir: str | Path | None) -> str | None:
@@ -384,15 +421,25 @@ def _check_data(spec: SweepSpec, data_dir: str | Path | None) -> str | None:
 
 
 def connect(address: str | None = None, timeout: float = 10.0) -> None:
-    """Start an embedded Ray (no address) or join the cluster at ``address``, failing fast with
-    a clear error when nothing answers there."""
+    """Start an embedded Ray (no address), listening on 127.0.0.1 only, or join the cluster at
+    ``address`` (its own settings), failing fast with a clear error when nothing answers there."""
     import ray
 
     env = {"env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}}
     if address is None:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 runtime_env=env)
+        _start_on_loopback(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                           runtime_env=env)
         return
+    check_address(address, timeout)
+    try:
+        ray.init(address=address, log_to_driver=False, runtime_env=env)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise SweepError(f"--address {address}: cannot join the Ray cluster: {exc} (the cluster and "
+                         "this shell must have the same RAY_AUTH_MODE)") from None
+
+
+def check_address(address: str, timeout: float = 10.0) -> None:
+    """Raise :class:`SweepError` unless something answers at ``address`` (``host:port``)."""
     host, sep, port = address.rpartition(":")
     if sep and port.isdigit():
         try:
@@ -400,8 +447,21 @@ def connect(address: str | None = None, timeout: float = 10.0) -> None:
         except OSError as exc:
             raise SweepError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
                              "start one with `ray start --head` or clusters/local.sh up") from None
+
+
+def _start_on_loopback(**options: Any) -> None:
+    """``ray.init(**options)`` on a one-node Ray whose every server listens on 127.0.0.1.
+
+    Ray's servers listen on all interfaces unless the node's address is 127.0.0.1, and
+    ``ray.init`` replaces 127.0.0.1 with the machine's address unless Ray runs single-node
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read once, when Ray is imported): so single-node
+    mode is switched on for this call only (a later ``--address`` join needs it off)."""
+    import ray
+    from ray._private import ray_constants
+
+    cluster = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(address=address, log_to_driver=False, runtime_env=env)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise SweepError(f"--address {address}: cannot join the Ray cluster: {exc} (the cluster and "
-                         "this shell must have the same RAY_AUTH_MODE)") from None
+        ray.init(_node_ip_address=LOOPBACK, **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster

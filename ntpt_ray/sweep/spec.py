@@ -9,7 +9,10 @@ and how its Optuna study runs. ``[problem]`` names a registered task, or a user'
 ``model`` source and ``data`` file (TerpreT's format) with an optional ``hypers`` file, paths
 relative to the spec; their contents are read once, travel to the actors with the spec and are
 hashed into the sweep id. Other relative paths are taken from the current directory.
-A bad spec raises :class:`SpecError` naming the file, the field and what is allowed.
+A bad spec raises :class:`SpecError` naming the file, the field and what is allowed. Types are
+strict (``true`` is no integer, ``"no"`` no boolean), numbers finite, and every size a spec sets
+has a maximum (the ``MAX_*`` constants below, each raised for a run by the environment variable
+``NTPT_MAX_*`` of the same name, e.g. ``NTPT_MAX_BEAM=100000``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import json
 import os
 import tomllib
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,19 +41,55 @@ from pydantic import (
 from ..lang.errors import NTPTError
 from ..problems import Problem, file_problem, problem
 from ..tasks import FileTask, registered_tasks
-from ..train.restarts import TrainConfig
+from ..train.config import TrainConfig
 
-Positive = Annotated[int, Field(ge=1)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
+MAX_RESTARTS = 100_000  # [restarts] total, [tune] restarts
+MAX_PER_ACTOR = 256  # [restarts] per_actor: restarts held in one actor's tensors
+MAX_BATCH = 1024  # [train] batch_size: examples per restart and step
+MAX_EXAMPLES = 10_000  # [convergence] val_size, [verify] test_size: examples per length
+MAX_BEAM = 65_536  # [verify] beam: candidate programs decoded per restart
+MAX_LENGTH = 64  # each of [verify] test_lengths (MATH: 64 digits take half a minute to compile)
+MAX_HYPER = 100  # each [problem] hypers override (model sizes: digits, registers, steps)
 
 
 class SpecError(ValueError):
     """A sweep spec that cannot be used; the message names the file and the field."""
 
 
+def limit(name: str) -> int:
+    """The maximum ``name`` (``"MAX_BEAM"``): ``$NTPT_MAX_BEAM`` when set, else the constant."""
+    raw = os.environ.get(f"NTPT_{name}")
+    if raw is None:
+        return globals()[name]
+    if not raw.strip().isdigit():
+        raise ValueError(f"NTPT_{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def _at_most(name: str, value: int) -> int:
+    if value > (bound := limit(name)):
+        raise ValueError(f"{value} is above the limit of {bound} (set NTPT_{name} to raise it)")
+    return value
+
+
+def _bounded(name: str) -> Any:
+    """The type of a positive integer of at most :func:`limit` ``(name)``."""
+    return Annotated[int, Field(ge=1), AfterValidator(partial(_at_most, name))]
+
+
+Positive = Annotated[int, Field(ge=1)]
+RestartCount = _bounded("MAX_RESTARTS")
+SlotCount = _bounded("MAX_PER_ACTOR")
+BatchSize = _bounded("MAX_BATCH")
+ExampleCount = _bounded("MAX_EXAMPLES")
+BeamWidth = _bounded("MAX_BEAM")
+Length = _bounded("MAX_LENGTH")
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ProblemSection(_Section):
@@ -57,7 +98,7 @@ class ProblemSection(_Section):
     task: str | None = None  # a registered task; with data, the task's name (default: the file's)
     perceptual: bool | None = None  # default: False, or True for a data file with Tensor inputs
     hypers: dict[str, int] | str = Field(default_factory=dict)  # overrides, or a hypers file
-    train_batches: list[str] | None = None  # data file batches trained on (default: "train")
+    train_batches: Annotated[list[str], Field(min_length=1)] | None = None  # default: ["train"]
     check_batches: list[str] | None = None  # batches a program must get right (default: the others)
 
     @field_validator("task")
@@ -67,6 +108,16 @@ class ProblemSection(_Section):
             raise ValueError(f"unknown task '{task}'; allowed: {', '.join(registered_tasks())}, or "
                              "give model and data (a user's task)")
         return task
+
+    @field_validator("hypers")
+    @classmethod
+    def _hypers_at_most(cls, hypers: dict[str, int] | str) -> dict[str, int] | str:
+        for name, value in ({} if isinstance(hypers, str) else hypers).items():
+            try:
+                _at_most("MAX_HYPER", value)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return hypers
 
     @model_validator(mode="after")
     def _what_to_learn(self) -> ProblemSection:
@@ -89,15 +140,15 @@ class ProblemSection(_Section):
 
 
 class RestartsSection(_Section):
-    total: Positive = 64  # restarts in the sweep
-    per_actor: Positive = 16  # restarts vectorised into one tensor computation per actor
+    total: RestartCount = 64  # restarts in the sweep
+    per_actor: SlotCount = 16  # restarts vectorised into one tensor computation per actor
     actors: Literal["auto"] | Positive = "auto"  # "auto": one per CPU of the cluster
     seed: Annotated[int, Field(ge=0)] = 0  # restart i gets seed (seed * 100003 + i)
 
 
 class TrainSection(_Section):
     steps: Positive = TrainConfig.steps  # budget per restart, in steps of batch_size examples
-    batch_size: Positive = TrainConfig.batch_size
+    batch_size: BatchSize = TrainConfig.batch_size
     lr: PositiveFloat = TrainConfig.lr
     library_lr: PositiveFloat | None = None  # default lr / 100
     init_scale: PositiveFloat = TrainConfig.init_scale
@@ -107,7 +158,7 @@ class TrainSection(_Section):
 
 class ConvergenceSection(_Section):
     val_every: Positive = TrainConfig.val_every  # steps between validations
-    val_size: Positive = TrainConfig.val_size  # validation examples per length
+    val_size: ExampleCount = TrainConfig.val_size  # validation examples per length
     jump: Fraction = 0.1  # rise of validation accuracy that signals convergence...
     window: Positive = 4  # ...over this many validations
     min_accuracy: Fraction = 0.3  # and the accuracy it must reach
@@ -115,9 +166,16 @@ class ConvergenceSection(_Section):
 
 
 class VerifySection(_Section):
-    beam: Positive = TrainConfig.beam  # candidate programs decoded per restart
-    test_size: Positive = TrainConfig.test_size  # held-out examples per test length
-    test_lengths: list[Positive] | None = None  # default: the task's (MATH: 2..16 digits)
+    beam: BeamWidth = TrainConfig.beam  # candidate programs decoded per restart
+    test_size: ExampleCount = TrainConfig.test_size  # held-out examples per test length
+    test_lengths: Annotated[list[Length], Field(min_length=1)] | None = None  # default: MATH 2..16
+
+    @field_validator("test_lengths")
+    @classmethod
+    def _distinct(cls, lengths: list[int] | None) -> list[int] | None:
+        if lengths is not None and len(set(lengths)) < len(lengths):
+            raise ValueError(f"each length once, got {lengths}")
+        return lengths
 
 
 class StopSection(_Section):
@@ -174,7 +232,7 @@ class TuneSection(_Section):
 
     params: dict[str, ParamRange]  # name -> range; names from TUNABLE
     trials: Positive = 20  # trials the study should have (default of --trials)
-    restarts: Positive = 32  # restarts per trial: each trial is a sweep running all of them
+    restarts: RestartCount = 32  # restarts per trial: each trial is a sweep running all of them
     seed: Annotated[int, Field(ge=0)] = 0  # restart seeds of every trial (and the sampler's)
     sampler: Literal["tpe", "random"] = "tpe"
     startup: Positive = 8  # random trials before TPE models the results
@@ -262,16 +320,20 @@ class SweepSpec(_Section):
         return found
 
 
+def read_toml(path: Path, kind: str = "sweep spec") -> dict[str, Any]:
+    """The TOML table in ``path``; :class:`SpecError` naming the file when it is missing or bad."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such {kind}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec; raise :class:`SpecError` on the first problem."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such sweep spec") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_spec(data, source=str(path), base=path.parent)
+    return parse_spec(read_toml(path), source=str(path), base=path.parent)
 
 
 def parse_spec(data: dict[str, Any], source: str = "<spec>", base: Path | None = None) -> SweepSpec:
@@ -282,7 +344,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base: Path | None =
         if base is not None:
             spec = SweepSpec.model_validate({**data, "problem": spec.problem.resolved(base)})
     except ValidationError as exc:
-        raise SpecError(f"{source}: {_describe(exc.errors()[0])}") from None
+        raise SpecError(f"{source}: {describe_error(exc.errors()[0], SweepSpec)}") from None
     try:
         prob = spec.build_problem()
         nets = prob.compile().nets
@@ -301,21 +363,21 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base: Path | None =
     return spec
 
 
-def _describe(error: dict[str, Any]) -> str:
-    """One validation error as ``[section] field: what is wrong``."""
+def describe_error(error: dict[str, Any], root: type[BaseModel]) -> str:
+    """One validation error of the spec model ``root`` as ``[section] field: what is wrong``."""
     loc = [str(part) for part in error["loc"]]
     if error["type"] == "extra_forbidden":
         *parent, unknown = loc
-        allowed = ", ".join(_section_model(parent).model_fields)
+        allowed = ", ".join(_section_model(parent, root).model_fields)
         where = f"[{'.'.join(parent)}] " if parent else ""
         return f"{where}unknown field '{unknown}'; allowed: {allowed}"
-    if error["type"] == "missing" and len(loc) == 1 and loc[0] in SweepSpec.model_fields:
-        field = SweepSpec.model_fields[loc[0]]
+    if error["type"] == "missing" and len(loc) == 1 and loc[0] in root.model_fields:
+        field = root.model_fields[loc[0]]
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             return f"missing section [{loc[0]}]"
     section, field = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else (None, loc[0] if loc else "")
     where = f"[{section}] {field}" if section else field
-    if not section and field in SweepSpec.model_fields and field not in ("name", "description"):
+    if not section and field in root.model_fields and field not in ("name", "description"):
         where = f"[{field}]"  # a check of a whole section
     message = error["msg"].removeprefix("Value error, ")
     if "input" in error and error["type"] not in ("missing", "value_error"):
@@ -323,9 +385,9 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-def _section_model(loc: list[str]) -> type[BaseModel]:
+def _section_model(loc: list[str], root: type[BaseModel]) -> type[BaseModel]:
     """The model that the validation location ``loc`` points into (dict keys skipped)."""
-    model: Any = SweepSpec
+    model: Any = root
     parts = iter(loc)
     for part in parts:
         model = model.model_fields[part].annotation

@@ -1,15 +1,22 @@
 """The durable state of one sweep, kept beside the program store so ``--resume`` can continue.
 
 ``<store>/sweeps/<sweep id>/`` holds ``state.json`` (the spec, every finished restart's
-outcome, the library versions, the time already spent) and ``library-v<k>.pt`` for each
-library version. Every change is an atomic rewrite, so a crash of any process leaves the last
-complete state. Restarts that were training when the sweep died are not in it: they run again.
+outcome, the library versions, the time spent so far), ``library-v<k>.pt`` for each library
+version, ``driver.lock`` (held by the driver running the sweep, naming its pid and host) and,
+after an actor's error, ``errors.log`` (its traceback). Every change of the state is an atomic
+rewrite, so a crash of any process leaves the last complete state. Restarts that were training
+when the sweep died are not in it: they run again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +24,17 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_write
+from ..jsonfile import BadFile, read_json
 from ..library import LibrarySnapshot
 from .spec import SweepSpec
 
 STATE = "state.json"
+LOCK = "driver.lock"
+ERRORS = "errors.log"
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start or go on (its verified programs are stored all the same)."""
 
 
 @dataclass
@@ -41,8 +55,8 @@ class SweepState:
     spec: dict[str, Any]
     outcomes: dict[int, str] = field(default_factory=dict)  # restart -> "verified" | "failed"
     libraries: list[LibraryRecord] = field(default_factory=list)
-    seconds: float = 0.0  # wall time of the sweep's earlier sessions
-    sessions: int = 0
+    seconds: float = 0.0  # wall time of the sweep's sessions, the running one so far included
+    sessions: int = 0  # sessions started, the running one included
 
     @property
     def verified(self) -> int:
@@ -67,11 +81,50 @@ class SweepDirectory:
         return state
 
     def load(self) -> SweepState:
-        data = json.loads((self.path / STATE).read_text())
-        return SweepState(data["sweep"], data["spec"],
-                          {int(k): v for k, v in data["outcomes"].items()},
-                          [LibraryRecord(**lib) for lib in data["libraries"]],
-                          data["seconds"], data["sessions"])
+        """The saved state; :class:`BadFile` (one line naming ``state.json``) if it is not one."""
+        file = self.path / STATE
+        data = read_json(file, required=("sweep", "spec", "outcomes", "libraries", "seconds", "sessions"))
+        try:
+            outcomes = {int(k): v for k, v in data["outcomes"].items()}
+            if not set(outcomes.values()) <= {"verified", "failed"}:
+                raise ValueError(f"an outcome other than 'verified' or 'failed' in {sorted(set(outcomes.values()))}")
+            return SweepState(data["sweep"], dict(data["spec"]), outcomes,
+                              [LibraryRecord(**lib) for lib in data["libraries"]],
+                              float(data["seconds"]), int(data["sessions"]))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise BadFile(f"{file}: not a sweep state: {exc}") from None
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the sweep for this driver until the block ends: an exclusive ``flock`` on
+        ``driver.lock``, which names this driver's pid and host. The kernel drops the lock of a
+        driver that dies, so a dead driver's lock is simply taken over; a live one's raises
+        :class:`SweepError` naming it. (The file stays: removing it would let two drivers lock
+        two files of the same name.)"""
+        self.path.mkdir(parents=True, exist_ok=True)
+        file = self.path / LOCK
+        with open(file, "a+", encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another driver"
+                raise SweepError(f"sweep {self.spec.sweep_id} is running already: {holder} holds "
+                                 f"{file}; wait for it to end, or stop it and --resume") from None
+            f.truncate(0)
+            f.write(f"driver pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            try:
+                yield
+            finally:
+                f.truncate(0)
+
+    def log_error(self, text: str) -> Path:
+        """Append ``text`` (a traceback), timestamped, to ``errors.log``; return its path."""
+        file = self.path / ERRORS
+        with open(file, "a", encoding="utf-8") as f:
+            f.write(f"---- {now_iso()}\n{text.rstrip()}\n")
+        return file
 
     def save(self, state: SweepState) -> None:
         atomic_write(self.path / STATE, lambda f: json.dump(asdict(state), f, indent=1))
@@ -106,10 +159,13 @@ def resolve_start_library(start: str | None, store: Path) -> tuple[LibrarySnapsh
         candidates = sorted((store / "sweeps").glob(f"{name}-*/{STATE}"),
                             key=lambda p: p.stat().st_mtime)
         for state_file in reversed(candidates):
-            data = json.loads(state_file.read_text())
-            if data["spec"]["name"] != name:
-                continue
-            latest = LibraryRecord(**data["libraries"][-1])
+            data = read_json(state_file, required=("spec", "libraries"))
+            try:
+                if data["spec"]["name"] != name:
+                    continue
+                latest = LibraryRecord(**data["libraries"][-1])
+            except (IndexError, KeyError, TypeError) as exc:
+                raise BadFile(f"{state_file}: not a sweep state: {exc!r}") from None
             if latest.file:
                 return torch.load(state_file.parent / latest.file), f"start: {start} v{latest.version}"
         raise FileNotFoundError(f"[library] start: no sweep named '{name}' with a library in "

@@ -5,12 +5,16 @@ restarts, drop some, start new ones in free slots, adopt a new library version) 
 trains every active slot for one validation period and reports its validation accuracy. The
 worker keeps no decisions of its own, so losing it loses only the restarts it was training:
 the coordinator re-runs them elsewhere. In a sweep it runs as a Ray actor with one CPU.
+A restart's training data come from its own seed (see :class:`RestartBatch`), so it finds the
+same program whichever actor, slot and neighbours it has.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,12 +74,34 @@ class Reply:
     verify_seconds: float
 
 
+class RestartFailed(RuntimeError):
+    """Training or verifying ``restarts`` raised ``error`` (one line; Ray carries the traceback)."""
+
+    def __init__(self, restarts: list[int], error: str):
+        super().__init__(restarts, error)  # what pickling re-creates it from
+        self.restarts = restarts
+        self.error = error
+
+    def __str__(self) -> str:
+        which = ", ".join(map(str, self.restarts))
+        return f"restart{'' if len(self.restarts) == 1 else 's'} {which} failed on an actor: {self.error}"
+
+
+@contextmanager
+def _blame(restarts: Iterable[int]) -> Iterator[None]:
+    """Re-raise an exception of the block as :class:`RestartFailed` of ``restarts``."""
+    try:
+        yield
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        raise RestartFailed(sorted(restarts), f"{type(exc).__name__}: {lines[0] if lines else ''}") from exc
+
+
 class RestartWorker:
     """The ``[restarts] per_actor`` restart slots of a sweep's problem, trained as one tensor
     computation (all slots start empty)."""
 
-    def __init__(self, spec: SweepSpec, *, data_seed: int = 0,
-                 data_dir: str | None = None, threads: int = 1):
+    def __init__(self, spec: SweepSpec, *, data_dir: str | None = None, threads: int = 1):
         torch.set_num_threads(threads)
         self.spec = spec
         self.problem = self.spec.build_problem()
@@ -85,7 +111,7 @@ class RestartWorker:
                             test_size=self.config.test_size, seed=self.spec.restarts.seed,
                             data_dir=data_dir)
         self.batch = RestartBatch(self.problem, [0] * slots, self.config, verifier=verifier,
-                                  data_seed=data_seed, data_dir=data_dir)
+                                  data_dir=data_dir)
         self.batch.active[:] = False
         self.slot_of: dict[int, int] = {}  # restart -> slot
         self.assignment: dict[int, Assignment] = {}
@@ -106,7 +132,10 @@ class RestartWorker:
         if library is not None:
             self.libraries[library.version] = library.nets
         began = time.perf_counter()
-        checked = [self._verify(restart) for restart in verify]
+        checked = []
+        for restart in verify:
+            with _blame([restart]):
+                checked.append(self._verify(restart))
         verify_seconds = time.perf_counter() - began
         for restart in [*drop, *(c.restart for c in checked if c.verified or c.finished)]:
             self._release(restart)
@@ -115,12 +144,14 @@ class RestartWorker:
         free = iter(sorted(set(range(self.batch.restarts)) - set(self.slot_of.values())))
         for job in start:
             slot = next(free)
-            self.batch.reset(slot, job.seed, self.libraries.get(job.library_version) or None)
+            with _blame([job.restart]):
+                self.batch.reset(slot, job.seed, self.libraries.get(job.library_version) or None)
             self.slot_of[job.restart] = slot
             self.assignment[job.restart] = job
             self.started[job.restart] = time.time()
         began = time.perf_counter()
-        accuracy, finished = self._train_period()
+        with _blame(self.slot_of):
+            accuracy, finished = self._train_period()
         return Reply(accuracy, {r: int(self.batch.steps_done[s]) for r, s in self.slot_of.items()},
                      finished, checked, time.perf_counter() - began, verify_seconds)
 

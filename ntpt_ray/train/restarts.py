@@ -1,8 +1,10 @@
 """Training R independently initialised restarts of a model as one tensor computation.
 
-Each restart has its own Param logits and (in perceptual mode) its own copy of the neural
-library; the loss is a sum over restarts, so Adam keeps them independent while every
-operation runs once on a leading restart dimension.
+Each restart has its own Param logits, (in perceptual mode) its own copy of the neural library
+and its own stream of training batches, drawn from its seed: the examples of every restart
+are stacked ``[R, B, ...]`` and run in one pass. The loss is a sum over restarts, so Adam keeps
+them independent while every operation runs once on a leading restart dimension; a restart
+follows the same trajectory whichever slot, neighbours or process it has.
 """
 
 from __future__ import annotations
@@ -12,46 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..lang.relaxed import run_relaxed
+from ..lang.ir import LearnFn, Slot
+from ..lang.relaxed import RelaxedInterpreter, run_relaxed
 from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
 from ..problems import Problem
-from ..tasks import Examples, relaxed_correct, relaxed_nll
+from ..tasks import UNOBSERVED, Examples, relaxed_correct
+from .config import TrainConfig
 from .optim import RestartAdam
 from .params import ProgramParams
 from .verify import Verification, Verifier
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of gradient search (one restart's budget is ``steps x batch_size``)."""
-
-    steps: int = 600
-    batch_size: int = 16
-    lr: float = 0.1  # Adam, Param logits
-    library_lr: float | None = None  # Adam, neural library; default lr / 100 (paper, Sec. 6.1)
-    init_scale: float = 1.0  # std of the initial Param logits
-    entropy_start: float = -0.05  # weight of the Params' entropy in the loss, moved linearly
-    entropy_end: float = 0.05  # from start to end over training (negative rewards entropy)
-    val_every: int = 25
-    val_size: int = 100  # validation examples per length
-    test_size: int = 100  # test examples per test length
-    beam: int = 1024  # candidate programs decoded per restart
-    frozen_nets: tuple[str, ...] = ()  # library nets used as they are, never trained
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "val_every", "val_size", "test_size", "beam"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "init_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
-        if self.library_lr is not None and not self.library_lr > 0:
-            raise ValueError(f"TrainConfig.library_lr must be > 0, got {self.library_lr}")
-
-    @property
-    def effective_library_lr(self) -> float:
-        return self.lr / 100 if self.library_lr is None else self.library_lr
 
 
 @dataclass
@@ -68,11 +41,12 @@ class RestartResult:
 
 
 class RestartBatch:
-    """R restarts of ``problem`` (one per seed) trained in lock-step on shared batches."""
+    """R restarts of ``problem`` (one per seed) trained in lock-step, each on batches from its
+    own stream: restart ``seed``'s k-th batch depends on ``(data_seed, seed, k)`` alone."""
 
     def __init__(self, problem: Problem, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
                  *, library: LibrarySnapshot | None = None, verifier: Verifier | None = None,
-                 data_seed: int | None = None, data_dir=None):
+                 data_seed: int = 0, data_dir=None):
         self.problem = problem
         self.seeds = list(seeds)
         self.config = config
@@ -96,7 +70,8 @@ class RestartBatch:
         else:
             self.library = OracleLibrary(self.model.nets)
         self.optimizer = RestartAdam(groups, len(self.seeds))
-        self.rng = np.random.default_rng(self.seeds[0] if data_seed is None else data_seed)
+        self.data_seed = data_seed
+        self.streams = [self._stream(seed) for seed in self.seeds]  # each restart's batches
         self.verifier = verifier or Verifier(problem, val_size=config.val_size,
                                              test_size=config.test_size, data_dir=data_dir)
         self.step_count = 0  # steps taken by the batch
@@ -114,9 +89,13 @@ class RestartBatch:
             if library is not None:
                 self.library.load(library, [restart])
         self.optimizer.reset(restart)
+        self.streams[restart] = self._stream(seed)
         self.steps_done[restart] = 0
         self.active[restart] = True
         self.results[restart] = RestartResult(seed)
+
+    def _stream(self, seed: int) -> np.random.Generator:
+        return np.random.default_rng([self.data_seed, seed])
 
     def freeze(self, restart: int) -> None:
         """Stop training slot ``restart`` (its Params and nets stay as they are)."""
@@ -135,17 +114,43 @@ class RestartBatch:
         return self.params.entropy()
 
     def outputs(self, examples: Examples) -> dict[str, torch.Tensor]:
-        """Output element marginals ``{name: [R, B, size]}`` of the relaxed model."""
-        model = self.model if examples.hypers == self.problem.task.train_hypers \
-            else self.problem.compile(examples.hypers)
-        return run_relaxed(model, self.probs(), self.library, examples.inputs)
+        """Output element marginals ``{name: [R, B, size]}`` of the relaxed model on examples
+        shared by every restart."""
+        return run_relaxed(self._model(examples), self.probs(), self.library, examples.inputs)
+
+    def _model(self, examples: Examples):
+        hypers = examples.hypers
+        return self.model if hypers == self.problem.task.train_hypers else self.problem.compile(hypers)
+
+    def _batches(self) -> list[tuple[Examples, torch.Tensor]]:
+        """The next batch of every active restart, drawn from its stream and stacked ``[R, B,
+        ...]`` per kind of batch (its hypers and size: one kind but for data files of several
+        batches), each with the mask of the restarts it is for; the other rows repeat one of
+        them (they are run but not trained on)."""
+        drawn = {r: self.problem.train_examples(self.config.batch_size, self.streams[r], data_dir=self.data_dir)
+                 for r in np.flatnonzero(self.active)}
+        kinds: dict[tuple, list[int]] = {}
+        for r, examples in drawn.items():
+            kinds.setdefault((tuple(sorted(examples.hypers.items())), len(examples)), []).append(r)
+        out = []
+        for rows in kinds.values():
+            mask = torch.zeros(self.restarts, dtype=torch.bool)
+            mask[rows] = True
+            stacked = [drawn[r] if mask[r] else drawn[rows[0]] for r in range(self.restarts)]
+            out.append((_stack(stacked), mask))
+        return out
 
     def step(self) -> float:
-        """One Adam step of every active restart on a fresh training batch; returns the mean
-        loss per active restart."""
+        """One Adam step of every active restart on the next batch of its own; returns the
+        mean loss per active restart."""
         cfg = self.config
-        examples = self.problem.train_examples(cfg.batch_size, self.rng, data_dir=self.data_dir)
-        nll = relaxed_nll(self.outputs(examples), examples)  # [R]
+        self.step_count += 1
+        if not self.active.any():
+            return 0.0
+        nll = torch.zeros(self.restarts)
+        for examples, mask in self._batches():
+            outputs = _PerRestart(self._model(examples), self.probs(), self.library, examples.inputs).run()
+            nll = nll + torch.where(mask, _per_restart_nll(outputs, examples), 0.0)
         fraction = torch.from_numpy(self.steps_done / max(cfg.steps - 1, 1)).float()
         weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction  # [R]
         loss = nll + weight * self.entropy() if bool(weight.any()) else nll
@@ -154,8 +159,7 @@ class RestartBatch:
         (loss * active).sum().backward()
         self.optimizer.step(active)
         self.steps_done += self.active
-        self.step_count += 1
-        return float(nll.detach()[active].mean()) if bool(active.any()) else 0.0
+        return float(nll.detach()[active].mean())
 
     @torch.no_grad()
     def validate(self, record: np.ndarray | None = None) -> np.ndarray:
@@ -201,3 +205,44 @@ class RestartBatch:
 
     def library_snapshot(self, restart: int) -> LibrarySnapshot:
         return self.library.snapshot(restart) if self.problem.perceptual else {}
+
+
+def _stack(examples: list[Examples]) -> Examples:
+    """R example sets of one shape as one whose inputs and outputs are ``[R, B, ...]``."""
+    def stacked(part: str) -> dict[str, torch.Tensor]:
+        return {name: torch.stack([getattr(e, part)[name] for e in examples]) for name in getattr(examples[0], part)}
+
+    return Examples(stacked("inputs"), stacked("outputs"), {}, examples[0].hypers, examples[0].name)
+
+
+def _per_restart_nll(outputs: dict[str, torch.Tensor], examples: Examples) -> torch.Tensor:
+    """``[R]``: :func:`~ntpt_ray.tasks.relaxed_nll` with each restart's own targets ``[R, B]``."""
+    total = 0
+    for name, target in examples.outputs.items():
+        p = outputs[name].gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1).clamp_min(1e-9)
+        total = total - (p.log() * (target != UNOBSERVED)).sum(1)
+    return total / target.shape[1]
+
+
+class _PerRestart(RelaxedInterpreter):
+    """The relaxed back-end on examples of each restart's own: every input ``[R, B, ...]``."""
+
+    def __init__(self, model, params, library, inputs):
+        super().__init__(model, params, library, inputs)
+        self.batch = next(iter(inputs.values())).shape[1]
+
+    def tensor(self, slot: Slot) -> torch.Tensor:
+        name, index = slot
+        return self.inputs[name][(slice(None), slice(None), *index)]
+
+    def input(self, slot: Slot) -> torch.Tensor:
+        return F.one_hot(self.tensor(slot).long(), self.model.decls[slot[0]].size).float()
+
+    def apply_net(self, fn: LearnFn, args: list[torch.Tensor]) -> torch.Tensor:
+        """Each restart's net on its own inputs (symbolic mode: exact perception of the ids)."""
+        if isinstance(self.library, OracleLibrary):
+            return self.library.tables[fn.name][args[0].long()]
+        shape = (self.restarts, self.batch, -1)
+        x = torch.cat([a.reshape(shape).float() if isinstance(dim, tuple) else a.expand(shape)
+                       for a, dim in zip(args, fn.arg_dims)], dim=-1)
+        return self.library.nets[fn.name](x).softmax(-1)
