@@ -24,25 +24,41 @@ Tuning a spec's ``[tune]`` parameters with Optuna, each trial a small sweep:
 >>> print(run_study(load_spec("search/math_onehot.toml"), trials=20).best.params)
 """
 
-from .lang.errors import NTPTError
-from .lang.model import CompiledModel, Model
-from .library import NeuralLibrary, OracleLibrary
-from .problems import Problem, file_problem, problem
-from .program import LearnedProgram
-from .store import ProgramRecord, ProgramStore, StoredProgram
-from .sweep import SpecError, SweepError, SweepResult, SweepSpec, load_spec, run_sweep
-from .tasks import Examples, FileTask, Task, TaskDataError, get_task
-from .train.beam import top_programs
-from .train.restarts import RestartBatch, TrainConfig
-from .train.run import RunSummary, load_program, save_run, train_restarts
-from .train.verify import Verification, Verifier
-from .tune import TuneError, run_study
+from __future__ import annotations
 
-__all__ = [
-    "CompiledModel", "Examples", "FileTask", "LearnedProgram", "Model", "NTPTError",
-    "NeuralLibrary", "OracleLibrary", "Problem", "ProgramRecord", "ProgramStore", "RestartBatch",
-    "RunSummary", "SpecError", "StoredProgram", "SweepError", "SweepResult", "SweepSpec", "Task",
-    "TaskDataError", "TrainConfig", "TuneError", "Verification", "Verifier", "file_problem",
-    "get_task", "load_program", "load_spec", "problem", "run_study", "run_sweep", "save_run",
-    "top_programs", "train_restarts",
-]
+import importlib
+from typing import Any
+
+# Each public name and the module that defines it, imported on first use: `import ntpt_ray`
+# (and so the `ntpt` command line) loads no torch, optuna or ray until something needs them.
+_EXPORTS = {
+    ".lang.errors": ["NTPTError"],
+    ".lang.model": ["CompiledModel", "Model"],
+    ".library": ["NeuralLibrary", "OracleLibrary"],
+    ".problems": ["Problem", "file_problem", "problem"],
+    ".program": ["LearnedProgram"],
+    ".store": ["ProgramRecord", "ProgramStore", "StoredProgram"],
+    ".sweep": ["SpecError", "SweepError", "SweepResult", "SweepSpec", "load_spec", "run_sweep"],
+    ".tasks": ["Examples", "FileTask", "Task", "TaskDataError", "get_task"],
+    ".train.beam": ["top_programs"],
+    ".train.config": ["TrainConfig"],
+    ".train.restarts": ["RestartBatch"],
+    ".train.run": ["RunSummary", "load_program", "save_run", "train_restarts"],
+    ".train.verify": ["Verification", "Verifier"],
+    ".tune": ["TuneError", "run_study"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

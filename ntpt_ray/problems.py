@@ -98,7 +98,10 @@ def problem(task: str | Task, *, perceptual: bool = False, model: str | None = N
     if chosen is None:
         raise ValueError(f"task '{found.name}' has no default model: give one")
     source, _ = read_model_source(chosen)
-    return Problem(found, chosen, source, {**found.model_hypers, **(hypers or {})}, perceptual)
+    made = Problem(found, chosen, source, {**found.model_hypers, **(hypers or {})}, perceptual)
+    if model is not None:  # a custom model must declare the task's Inputs and Outputs
+        made.check()
+    return made
 
 
 def file_problem(model: str | Path, data: str | Path, hypers_file: str | Path | None = None, *,

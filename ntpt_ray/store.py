@@ -15,7 +15,8 @@ import json
 import os
 import secrets
 import shutil
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 
 from .atomic import fsync_dir, write_synced
+from .jsonfile import BadFile, read_json
 from .library import LibrarySnapshot
 from .program import LearnedProgram
 from .train.run import jsonable, read_program, save_program
@@ -78,6 +80,9 @@ class ProgramRecord:
         return cls(**{**data, "val_curve": [tuple(point) for point in data["val_curve"]]})
 
 
+REQUIRED = tuple(f.name for f in fields(ProgramRecord) if f.default is MISSING)
+
+
 @dataclass
 class StoredProgram:
     """A program in the store: its record, its folder, and (loaded on first use) the program
@@ -94,6 +99,15 @@ class StoredProgram:
     def library(self) -> LibrarySnapshot:
         file = self.path / "library.pt"
         return torch.load(file) if file.exists() else {}
+
+
+def copy_program(folder: Path, dest: Path, name: str) -> Path:
+    """Copy a program folder (stored, or a run directory) to ``dest``, or into it as
+    ``dest/name`` if it is a folder already; the copy's path."""
+    dest = Path(dest)
+    target = dest / name if dest.is_dir() else dest
+    shutil.copytree(folder, target)
+    return target
 
 
 class UnknownProgram(KeyError):
@@ -149,17 +163,26 @@ class ProgramStore:
         if id_or_prefix not in ids:
             matches = [i for i in ids if i.startswith(id_or_prefix)]
             if not matches:
+                count = f"{len(ids)} program{'' if len(ids) == 1 else 's'}"
                 raise UnknownProgram(f"no program '{id_or_prefix}' in store {self.root} "
-                                     f"({len(ids)} programs; `ntpt programs list`)")
+                                     f"({count}; `ntpt programs list`)")
             if len(matches) > 1:
                 shown = ", ".join(matches[:10]) + (", ..." if len(matches) > 10 else "")
                 raise UnknownProgram(f"'{id_or_prefix}' matches {len(matches)} programs: {shown}")
             id_or_prefix = matches[0]
         return StoredProgram(self._record(id_or_prefix), self.path(id_or_prefix))
 
-    def list(self, sweep: str | None = None) -> list[ProgramRecord]:
-        """Records of the stored programs (of one sweep, if given), oldest found first."""
-        records = [self._record(i) for i in self._ids()]
+    def list(self, sweep: str | None = None,
+             on_skip: Callable[[BadFile], None] | None = None) -> list[ProgramRecord]:
+        """Records of the stored programs (of one sweep, if given), oldest found first. A record
+        that cannot be read is left out (and left alone), its error passed to ``on_skip``."""
+        records = []
+        for i in self._ids():
+            try:
+                records.append(self._record(i))
+            except BadFile as exc:
+                if on_skip is not None:
+                    on_skip(exc)
         if sweep is not None:
             records = [r for r in records if r.sweep == sweep]
         return sorted(records, key=lambda r: (r.found_at, r.id))
@@ -168,10 +191,7 @@ class ProgramStore:
         """Copy a program's folder to ``dest`` (into it, as ``dest/<id>``, if it is a folder
         already) and return the copy's path."""
         stored = self.get(id_or_prefix)
-        dest = Path(dest)
-        target = dest / stored.record.id if dest.is_dir() else dest
-        shutil.copytree(stored.path, target)
-        return target
+        return copy_program(stored.path, dest, stored.record.id)
 
     def __contains__(self, id: object) -> bool:
         return isinstance(id, str) and (self.path(id) / RECORD).is_file()
@@ -183,9 +203,18 @@ class ProgramStore:
         """Ids of the complete programs (temporary and half-written folders are skipped)."""
         if not self.programs.is_dir():
             return []
-        return sorted(p.name for p in self.programs.iterdir()
-                      if not p.name.startswith(".") and (p / RECORD).is_file())
+        try:
+            entries = list(self.programs.iterdir())
+        except OSError as exc:
+            raise BadFile(f"{self.programs}: cannot read it: {exc.strerror or exc}") from None
+        return sorted(p.name for p in entries if not p.name.startswith(".") and (p / RECORD).is_file())
 
     def _record(self, id: str) -> ProgramRecord:
-        return ProgramRecord.from_dict(json.loads((self.path(id) / RECORD).read_text()))
+        """The record of program ``id``; :class:`BadFile` naming ``record.json`` if it is unreadable."""
+        file = self.path(id) / RECORD
+        data = read_json(file, required=REQUIRED)
+        try:
+            return ProgramRecord.from_dict(data)
+        except (TypeError, ValueError) as exc:  # a field of the wrong kind
+            raise BadFile(f"{file}: not a program record: {exc}") from None
 

@@ -25,6 +25,7 @@ MATH = {"instr": [0, 0, 1], "net_choice": [1, 0, 0], "arg_a": [0, 0, 0], "arg_b"
 WRONG_MATH = {**MATH, "return_reg": 2}  # returns the last digit read
 
 EXPRESSION = "7+8x9-3/0+5x6-2/4+9x1-0/3+8x7-6"  # 16 digits, a division by zero among them
+ROW = r"│\s*(\d+)\s*│\s*(\d+)\s*│\s*(yes|NO)\s*│"  # input │ program │ answer │ agree
 
 
 def math_program(values: dict, perceptual: bool = False) -> LearnedProgram:
@@ -267,3 +268,161 @@ def test_cli_run_a_perceptual_program_on_images(tmp_path):
     assert "its nets on test-set images (seed 5)" in result.output
     exact = CliRunner().invoke(app, ["run", "math-t", "-i", "3+4x2", "--store", str(tmp_path)])
     assert re.findall(r"│\s*(\d+)\s*│\s*(\d+)\s*│\s*(yes|NO)\s*│", exact.output) == [("14", "14", "yes")]
+
+
+# ---- a bad file names itself and spoils nothing else
+
+GARBAGE = {"ab12": "{'x", "ab13": "[]", "ab14": "{}"}
+
+
+def _spoil(store_dir: str) -> dict[str, bytes]:
+    """Programs whose record.json is garbage, beside the good ones; every file's bytes."""
+    for name, text in GARBAGE.items():
+        folder = ProgramStore(store_dir).path(name)
+        folder.mkdir()
+        (folder / "record.json").write_text(text)
+    return {str(p): p.read_bytes() for p in sorted(ProgramStore(store_dir).root.rglob("*")) if p.is_file()}
+
+
+def test_cli_lists_past_unreadable_records_naming_each_and_touching_nothing(store_dir, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    before = _spoil(store_dir)
+    listed = CliRunner().invoke(app, ["programs", "list", "--store", store_dir])
+    assert listed.exit_code == 0, listed.output
+    assert "2 verified programs" in listed.stdout and "math-t-r00004" in listed.stdout
+    programs = ProgramStore(store_dir).programs
+    assert listed.stderr.splitlines() == [
+        (f"skipped {programs}/ab12/record.json: not valid JSON: Expecting property name enclosed in "
+         "double quotes (line 1, column 2)"),
+        f"skipped {programs}/ab13/record.json: expected a JSON object {{...}}, found an array",
+        (f"skipped {programs}/ab14/record.json: missing 'id', 'sweep', 'restart', 'seed', 'library_version', "
+         "'program', 'verification', 'val_curve', 'spec', 'started_at', 'found_at', 'seconds_into_sweep'")]
+    shown = CliRunner().invoke(app, ["programs", "show", "ab12", "--store", store_dir])
+    assert shown.exit_code == 1 and shown.stdout == ""
+    assert shown.stderr.startswith(f"error: {programs}/ab12/record.json: not valid JSON")
+    assert shown.stderr.count("\n") == 1
+    after = {str(p): p.read_bytes() for p in sorted(ProgramStore(store_dir).root.rglob("*")) if p.is_file()}
+    assert after == before
+
+
+def test_a_bad_program_json_is_named(store_dir):
+    (ProgramStore(store_dir).path("math-t-r00003") / "program.json").write_text('{"task": "math"')
+    result = CliRunner().invoke(app, ["run", "math-t-r00003", "-i", "3+4", "--store", store_dir])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert ("math-t-r00003/program.json: not valid JSON: Expecting ',' delimiter (line 1, column 16)"
+            in result.stderr)
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"sweep": "s", "spec": {"name": "s"}, "outco',
+     "not valid JSON: Unterminated string starting at (line 1, column 39)"),
+    ("{}", "missing 'sweep', 'spec', 'outcomes', 'libraries', 'seconds', 'sessions'"),
+    ("[]", "expected a JSON object {...}, found an array"),
+    (b"\xff\xfe", "not valid JSON: not UTF-8 text"),
+])
+def test_read_json_gives_one_line_naming_the_file(tmp_path, text, says):
+    """The reader a sweep's state.json (ntpt_ray/sweep/state.py) should go through."""
+    from ntpt_ray.jsonfile import BadFile, read_json
+
+    state = tmp_path / "state.json"
+    state.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(BadFile) as caught:
+        read_json(state, required=("sweep", "spec", "outcomes", "libraries", "seconds", "sessions"))
+    assert str(caught.value) == f"{state}: {says}"
+    with pytest.raises(BadFile, match=f"^{tmp_path}/none.json: cannot read it: No such file or directory$"):
+        read_json(tmp_path / "none.json")
+
+
+def test_a_store_that_is_a_file_or_cannot_be_written_gets_one_line(tmp_path, monkeypatch):
+    from ntpt_ray.sweep import coordinator, state
+
+    (tmp_path / "file").write_text("")
+    listed = CliRunner().invoke(app, ["programs", "list", "--store", str(tmp_path / "file")])
+    assert listed.exit_code == 1
+    assert listed.stderr == f"error: {tmp_path}/file is a file, not a program store\n"
+    monkeypatch.setattr(coordinator, "connect", lambda address=None: None)  # no Ray: it fails first
+    spec = "search/math_onehot.toml"
+    under_a_file = CliRunner().invoke(app, ["sweep", spec, "--store", str(tmp_path / "file" / "store")])
+    assert under_a_file.exit_code == 1 and under_a_file.stderr.count("\n") == 1, under_a_file.output
+    assert under_a_file.stderr.startswith(f"error: {tmp_path}/file/store/sweeps/")
+    assert under_a_file.stderr.endswith(": Not a directory\n")
+
+    def read_only(path, write, binary=False):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(state, "atomic_write", read_only)
+    denied = CliRunner().invoke(app, ["sweep", spec, "--store", str(tmp_path / "store")])
+    assert denied.exit_code == 1 and denied.stderr.count("\n") == 1, denied.output
+    assert denied.stderr.startswith(f"error: {tmp_path}/store/sweeps/math-onehot-")
+    assert denied.stderr.endswith("/state.json: Permission denied\n")
+
+
+# ---- a store id or a run directory, alike
+
+def test_run_show_evaluate_and_export_take_a_store_id_or_a_run_directory(store_dir, tmp_path):
+    from ntpt_ray.train.run import save_program
+
+    run_dir = tmp_path / "runs" / "math-20260101-120000"
+    save_program(run_dir, math_program(MATH), None)
+    runner = CliRunner()
+    for k, ref in enumerate(["math-t-r00003", str(run_dir), str(run_dir / "program.json")]):
+        ran = runner.invoke(app, ["run", ref, "-i", "3+4x2", "--store", store_dir])
+        assert ran.exit_code == 0, ran.output
+        assert re.findall(ROW, ran.output) == [("14", "14", "yes")]
+        shown = runner.invoke(app, ["show", ref, "--store", store_dir])
+        assert shown.exit_code == 0 and shown.output == math_program(MATH).listing() + "\n", shown.output
+        detailed = runner.invoke(app, ["programs", "show", ref, "--store", store_dir])
+        assert detailed.exit_code == 0 and "program hash " in detailed.output, detailed.output
+        assert ("sweep math-t, restart 3" in detailed.output) == (k == 0)
+        scored = runner.invoke(app, ["evaluate", ref, "--lengths", "2,4", "--examples", "20",
+                                     "--store", store_dir])
+        assert scored.exit_code == 0 and scored.output.count("1.0000") == 2, scored.output
+        exported = runner.invoke(app, ["programs", "export", ref, str(tmp_path / f"copy{k}"),
+                                       "--store", store_dir])
+        assert exported.exit_code == 0, exported.output
+        assert load_program(tmp_path / f"copy{k}")[0].values["return_reg"] == 0
+    (tmp_path / "into").mkdir()
+    assert runner.invoke(app, ["programs", "export", str(run_dir), str(tmp_path / "into")]).exit_code == 0
+    assert (tmp_path / "into" / run_dir.name / "program.json").is_file()
+    for command in (["run", "runs/add2x2-left-1", "-i", "1 2 3 4"], ["show", "runs/add2x2-left-1"],
+                    ["evaluate", "runs/add2x2-left-1"], ["programs", "show", "runs/add2x2-left-1"]):
+        missing = runner.invoke(app, command)
+        assert missing.exit_code == 1 and missing.stderr == (
+            "error: no verified program at runs/add2x2-left-1 (no such file or folder)\n"), command
+    empty_run = tmp_path / "failed-run"
+    empty_run.mkdir()
+    exported = runner.invoke(app, ["programs", "export", str(empty_run), str(tmp_path / "x")])
+    assert exported.stderr == f"error: no verified program at {empty_run}/program.json\n"
+
+
+def test_listing_reads_at_80_columns_and_whole_when_piped(tmp_path, monkeypatch):
+    store = ProgramStore(tmp_path)
+    long_ids = [make_record("terpret-basic-block-abcdef", 12, found_at="2026-01-01T00:00:05Z"),
+                make_record("math-onehot-3fa2c1", 3, perceptual=True)]
+    for record in long_ids:
+        store.add(record)
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = CliRunner().invoke(app, ["programs", "list", "--store", str(tmp_path)])
+    assert narrow.exit_code == 0, narrow.output
+    lines = narrow.stdout.splitlines()  # the first names the store: one line, however long
+    assert max(map(len, lines[1:])) <= 80 and "…" not in narrow.stdout
+    assert lines[1].split() == ["id", "task", "lib", "found", "at", "verified", "hash"]
+    rows = [line for line in lines if line.startswith(("terpret", "math"))]
+    assert [row.split()[0] for row in rows] == [r.id for r in long_ids]
+    monkeypatch.delenv("COLUMNS")
+    piped = CliRunner().invoke(app, ["programs", "list", "--store", str(tmp_path)])
+    hash_of = {r.id: r.program_hash[:8] for r in store.list()}
+    rows = [line.split() for line in piped.stdout.splitlines()[3:]]
+    assert rows == [["terpret-basic-block-abcdef-r00012", "math", "v2", "10", "s", "2-3,16",
+                     hash_of["terpret-basic-block-abcdef-r00012"]],
+                    ["math-onehot-3fa2c1-r00003", "math", "(images)", "v2", "10", "s", "2-3,16",
+                     hash_of["math-onehot-3fa2c1-r00003"]]]
+
+
+def test_counts_are_singular_for_one(tmp_path):
+    store = ProgramStore(tmp_path)
+    store.add(make_record())
+    listed = CliRunner().invoke(app, ["programs", "list", "--store", str(tmp_path)])
+    assert listed.stdout.startswith(f"1 verified program in {tmp_path}\n")
+    unknown = CliRunner().invoke(app, ["run", "zzz", "-i", "1+2", "--store", str(tmp_path)])
+    assert f"no program 'zzz' in store {tmp_path} (1 program; `ntpt programs list`)" in unknown.stderr

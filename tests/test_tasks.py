@@ -154,3 +154,12 @@ def test_the_larger_digit_example_is_a_perceptual_user_task(tmp_path):
     examples = prob.task.check_sets(10, seed=0, perceptual=True)[0]
     assert examples.inputs["digits"].shape == (60, 2, 28, 28) and examples.symbols["digits"].shape == (60, 2)
     assert isinstance(examples, Examples)
+
+
+def test_a_custom_model_for_a_builtin_task_must_declare_its_inputs(tmp_path):
+    from ntpt_ray.problems import problem, read_model_source
+
+    model = tmp_path / "cells.py"
+    model.write_text(read_model_source("grid2x2")[0].replace("grid", "cells"))
+    with pytest.raises(ValueError, match="cells.py: the task's examples give Input 'grid', which the model does not declare"):
+        problem("add2x2:top", model=str(model))

@@ -311,3 +311,19 @@ def test_cli_errors_are_one_line(tmp_path):
     bad.write_text(spec.read_text().replace("batch_size = {", "batchsize = {"))
     done = subprocess.run([BIN / "ntpt", "tune", str(bad)], env=ENV, capture_output=True, text=True)
     assert done.returncode == 1 and "unknown parameter 'batchsize'" in done.stderr, done.stderr
+
+
+def test_a_report_on_a_missing_study_creates_no_storage(tmp_path):
+    from typer.testing import CliRunner
+
+    from ntpt_ray.cli import app
+
+    spec = _tiny(tmp_path)
+    for url, file in [(f"sqlite:///{tmp_path}/db/tune.db", tmp_path / "db" / "tune.db"),
+                      (f"journal:{tmp_path}/journal/tune.log", tmp_path / "journal" / "tune.log")]:
+        for step in ("--report", "--best", "--compare"):
+            extra = ["4"] if step == "--compare" else []
+            result = CliRunner().invoke(app, ["tune", str(spec), step, *extra, "--storage", url])
+            assert result.exit_code == 1 and result.stderr == (
+                f"error: storage '{url}' has no study 'tiny' (no file {file}); run `ntpt tune SPEC` first\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.toml"]

@@ -3,40 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich import box
-from rich.table import Table
 
 from ..lang.errors import NTPTError
-from .common import DataDir, Hypers, HypersFile, by_length, console, fail, parse_hypers, read_hyper_sets
+from .common import (
+    COMPACT,
+    DataDir,
+    Hypers,
+    HypersFile,
+    ProgramRef,
+    Store,
+    by_length,
+    console,
+    fail,
+    file_error,
+    load_program_at,
+    load_program_ref,
+    locate_program,
+    new_table,
+    note,
+    parse_hypers,
+    plural,
+    print_table,
+    read_hyper_sets,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..store import ProgramRecord
 
 app = typer.Typer(help="Verified programs in the store: list, show, export.", no_args_is_help=True)
-
-Store = Annotated[Path | None, typer.Option(
-    "--store", help="Program store (default: $NTPT_STORE, else runs/store).")]
-ProgramId = Annotated[str, typer.Argument(help="A program id, or a unique prefix of one.")]
 
 DIGITS = "0123456789"
 OPERATORS = {"+": 0, "-": 1, "−": 1, "x": 2, "X": 2, "*": 2, "×": 2, "/": 3, "÷": 3}
 EXPRESSION = "an expression alternates digits and operators, e.g. 3+4x2"
-
-
-def _open(store: Path | None):
-    from ..store import ProgramStore, default_store
-
-    return ProgramStore(default_store(store))
-
-
-def _get(store: Path | None, program_id: str):
-    from ..store import UnknownProgram
-
-    try:
-        return _open(store).get(program_id)
-    except UnknownProgram as exc:
-        fail(str(exc))
 
 
 def _spans(names: list[str]) -> str:
@@ -56,40 +59,64 @@ def list_programs(
     store: Store = None,
     sweep: Annotated[str | None, typer.Option(help="Only the programs of this sweep.")] = None,
 ) -> None:
-    """List the stored programs, oldest found first."""
-    programs = _open(store)
+    """List the stored programs, oldest found first: library version started from, seconds into
+    the sweep, the check sets verified on, program hash (`programs show` has the rest)."""
+    from ..jsonfile import BadFile
+    from ..store import ProgramStore, default_store
+
+    programs = ProgramStore(default_store(store))
+    if programs.root.exists() and not programs.root.is_dir():
+        fail(f"{programs.root} is a file, not a program store")
     if not programs.root.is_dir():
         fail(f"no program store at {programs.root}: a sweep creates it (or pass --store, set NTPT_STORE)")
-    records = programs.list(sweep)
+    try:
+        records = programs.list(sweep, on_skip=lambda exc: note(f"skipped {exc}"))
+    except BadFile as exc:
+        fail(str(exc))
     if not records:
-        console.print(f"no programs of sweep '{sweep}' in store {programs.root} ({len(programs)} in all)"
-                      if sweep else f"store {programs.root} is empty", highlight=False)
+        if sweep:
+            message = f"no programs of sweep '{sweep}' in store {programs.root} ({len(programs)} in all)"
+        else:
+            message = (f"no readable program in store {programs.root}" if len(programs)
+                       else f"store {programs.root} is empty")
+        console.print(message, highlight=False)
         return
-    console.print(f"{len(records)} verified programs in {programs.root}", highlight=False)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "task", "perceptual", "library", "seed", "found after", "rank", "verified",
-                   "hash"):
-        table.add_column(column, no_wrap=column in ("id", "hash"), overflow="fold")
+    console.print(f"{plural(len(records), 'verified program')} in {programs.root}", highlight=False)
+    table = new_table("id", "task", "lib", "found at", "verified", "hash", wrap=("task", "verified"),
+                      **COMPACT)
     for r in records:
         accuracy = r.verification.get("test_accuracy", {})
-        table.add_row(r.id, r.program["task"], "yes" if r.program["perceptual"] else "no",
-                      f"v{r.library_version}", str(r.seed), f"{r.seconds_into_sweep:.0f} s",
-                      str(r.verification.get("rank", "")),
-                      _spans([n for n, acc in accuracy.items() if acc == 1.0]), r.program_hash)
-    console.print(table)
+        table.add_row(r.id, r.program["task"] + (" (images)" if r.program["perceptual"] else ""),
+                      f"v{r.library_version}", f"{r.seconds_into_sweep:.0f} s",
+                      _spans([n for n, acc in accuracy.items() if acc == 1.0]), r.program_hash[:8])
+    print_table(table)
 
 
 @app.command()
-def show(program_id: ProgramId, store: Store = None) -> None:
-    """Print a stored program's provenance and the program as NTPT source."""
-    stored = _get(store, program_id)
-    r, v = stored.record, stored.record.verification
-    p = r.program
-    console.print(f"[bold]{r.id}[/]  ({stored.path})", highlight=False)
+def show(program_ref: ProgramRef, store: Store = None) -> None:
+    """Print a program's provenance (stored programs) and the program as NTPT source."""
+    from ..store import program_hash
+
+    folder, stored = locate_program(program_ref, store)
+    program, _ = load_program_at(folder)
+    if stored:
+        label, p, digest = stored.record.id, stored.record.program, stored.record.program_hash
+    else:
+        p = program.to_dict()
+        label, digest = program_ref, program_hash(p)
+    console.print(f"[bold]{label}[/]  ({folder})", highlight=False)
     console.print(f"task {p['task']} ({'perceptual' if p['perceptual'] else 'symbolic'}), "
-                  f"model {p['model']} (source {p.get('model_hash', '?')}), program hash {r.program_hash}")
+                  f"model {p['model']} (source {p.get('model_hash', '?')}), program hash {digest}")
     if p.get("data_fingerprint"):
         console.print(f"examples: data fingerprint {p['data_fingerprint']}")
+    if stored:
+        _provenance(stored.record)
+    console.print(program.listing(), highlight=False)
+
+
+def _provenance(r: ProgramRecord) -> None:
+    """Where a stored program came from and how well it did."""
+    v = r.verification
     console.print(f"sweep {r.sweep}, restart {r.restart}, seed {r.seed}, "
                   f"started from library version {r.library_version}")
     console.print(f"started {r.started_at}, found {r.found_at} "
@@ -106,42 +133,30 @@ def show(program_id: ProgramId, store: Store = None) -> None:
         last = ", ".join(f"{seen}: {acc:.3f}" for seen, acc in r.val_curve[-5:])
         console.print(f"validation curve (examples seen: accuracy), last {min(5, len(r.val_curve))} "
                       f"of {len(r.val_curve)}: {last}")
-    console.print(stored.program.listing(), highlight=False)
 
 
 @app.command()
 def export(
-    program_id: ProgramId,
+    program_ref: ProgramRef,
     dest: Annotated[Path, typer.Argument(help="Destination folder (the copy goes inside it if it exists).")],
     store: Store = None,
 ) -> None:
-    """Copy a stored program's folder (readable by ntpt show / evaluate) elsewhere."""
-    from ..store import UnknownProgram
+    """Copy a program's folder (readable by ntpt show / evaluate / run) elsewhere."""
+    from ..store import copy_program
 
+    folder, stored = locate_program(program_ref, store)
+    folder = folder if folder.is_dir() else folder.parent
+    if not (folder / "program.json").is_file():
+        fail(f"no verified program at {folder / 'program.json'}")
     try:
-        path = _open(store).export(program_id, dest)
-    except (UnknownProgram, OSError) as exc:
-        fail(str(exc))
+        path = copy_program(folder, dest, stored.record.id if stored else folder.resolve().name)
+    except OSError as exc:
+        fail(file_error(exc))
     console.print(f"exported to {path}")
 
 
-def _load(program_id: str, store: Path | None):
-    """A stored program by id, or a run directory / program folder: (program, nets, label)."""
-    from ..train.run import load_program
-
-    if Path(program_id).is_dir() or program_id.endswith(".json"):
-        try:
-            program, nets = load_program(Path(program_id))
-        except (FileNotFoundError, ValueError, KeyError) as exc:
-            fail(str(exc))
-        return program, nets, program_id
-    stored = _get(store, program_id)
-    return stored.program, stored.library, stored.record.id
-
-
 def run(
-    program_id: Annotated[str, typer.Argument(
-        help="A stored program's id (or unique prefix), or a run directory / exported program folder.")],
+    program_ref: ProgramRef,
     json_input: Annotated[str | None, typer.Option(
         "--json", help="One instance as JSON, {Input name: value or list}, e.g. '{\"xs\": [3, 5, 1]}'; "
                        "prints the Outputs as one JSON object on its last line.")] = None,
@@ -167,7 +182,7 @@ def run(
     from ..library import OracleLibrary, saved_nets
     from ..tasks import GeneratedTask
 
-    program, nets_state, label = _load(program_id, store)
+    program, nets_state, label = load_program_ref(program_ref, store)
     problem = program.problem
     if (json_input is None) == (not inputs):
         fail("give one of --json '{...}' (any program) or --input (built-in tasks)")
@@ -201,6 +216,8 @@ def run(
 
 
 def _run_builtin(program, nets_state, label, task, inputs, ints, images, seed, data_dir) -> None:
+    import numpy as np
+
     from ..library import OracleLibrary, saved_nets
 
     family = task.family
@@ -230,9 +247,7 @@ def _run_builtin(program, nets_state, label, task, inputs, ints, images, seed, d
     console.print(f"{label} ({task.name}) with "
                   + (f"its nets on test-set images (seed {seed})" if images else "exact perception"),
                   highlight=False)
-    table = Table()
-    for column in ("input", "program", "answer", "agree"):
-        table.add_column(column)
+    table = new_table("input", "program", "answer", "agree")
     for k, symbols in enumerate(examples):
         shown = pools.sample(symbols, rng) if images else symbols
         feed, length = task.feed(shown, given[k] if given else None)
@@ -240,11 +255,13 @@ def _run_builtin(program, nets_state, label, task, inputs, ints, images, seed, d
         answer = task.reference(symbols, given[k] if given else None)
         table.add_row(_render(family, symbols, given[k] if given else None),
                       "none" if out < 0 else str(out), str(answer), "yes" if out == answer else "NO")
-    console.print(table, highlight=False)
+    print_table(table)
 
 
 def _parse(family: str, text: str) -> np.ndarray:
     """Symbol ids of one --input (MATH expression, ADD2X2 digits, APPLY2X2 operators)."""
+    import numpy as np
+
     from ..data.symbols import OPERATOR_OFFSET
 
     chars = "".join(text.split())
@@ -264,6 +281,8 @@ def _parse(family: str, text: str) -> np.ndarray:
 
 
 def _parse_ints(text: str) -> np.ndarray:
+    import numpy as np
+
     parts = text.replace(",", " ").split()
     if len(parts) != 3 or any(len(p) != 1 or p not in DIGITS for p in parts):
         fail(f"--ints '{text}': APPLY2X2 takes three integers 0-9, e.g. '3 4 5'")

@@ -7,15 +7,30 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..lang.errors import NTPTError
-from ..train.restarts import TrainConfig
-from .common import (DataDir, Hypers, HypersFile, by_length, console, errors, escape, fail, parse_hypers,
-                     parse_lengths, read_hyper_sets)
+from ..train.config import TrainConfig
+from .common import (
+    DataDir,
+    Hypers,
+    HypersFile,
+    ProgramRef,
+    Store,
+    by_length,
+    console,
+    errors,
+    escape,
+    fail,
+    load_program_ref,
+    new_table,
+    parse_hypers,
+    parse_lengths,
+    plural,
+    print_table,
+    progress_display,
+    read_hyper_sets,
+)
 
 
 def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).")],
@@ -37,9 +52,7 @@ def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).
     for name, c in compiled.items():
         if len(compiled) > 1 or name:
             console.print(f"[bold]{name}[/]: {c.hypers}", highlight=False)
-        table = Table()
-        for column in ("name", "kind", "shape", "range"):
-            table.add_column(column)
+        table = new_table("name", "kind", "shape", "range")
         space = 1
         for n, decl in c.params.items():
             table.add_row(n, "Param", str(decl.shape), f"0..{decl.size - 1}")
@@ -49,7 +62,7 @@ def check(file: Annotated[Path, typer.Argument(help="An NTPT model source (.py).
             for n, decl in decls.items():
                 shown = f"Tensor{decl.tensor_shape}" if decl.is_tensor else f"0..{decl.size - 1}"
                 table.add_row(n, kind, str(decl.shape), shown)
-        console.print(table)
+        print_table(table)
         if not name:
             console.print(f"hyper-parameters: {c.hypers}")
         console.print(f"neural functions: {', '.join(c.nets) or 'none'}")
@@ -92,6 +105,7 @@ def train(
 ) -> None:
     """Train restarts of a model on a task (built-in, or your model and data file), decode and
     verify them, save the winner."""
+    import numpy as np
     import torch
 
     from ..problems import file_problem, problem
@@ -126,13 +140,11 @@ def train(
     name = prob.task.name
     out = out or Path("runs") / f"{name.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
     chunks = math.ceil(restarts / vectorise)
-    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
     verified = 0
     if data is not None:
         console.print(prob.task.describe(), highlight=False)
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(f"{name}: {restarts} restarts", total=chunks * steps,
+    with progress_display() as progress:
+        bar = progress.add_task(f"{name}: {plural(restarts, 'restart')}", total=chunks * steps,
                                 status="")
 
         def on_step(batch, loss, accuracy):
@@ -166,8 +178,8 @@ def _report(summary, data_dir) -> None:
     if not summary.problem.task.held_out:
         console.print("(nothing is held out: a verified program fits the training examples; "
                       "give more batches, or --check-batches, to check it on others)")
-    console.print(f"verified programs: {summary.verified}/{n} restarts with a beam of "
-                  f"{summary.config.beam} ({summary.argmax_verified}/{n} by argmax alone); "
+    console.print(f"verified programs: {summary.verified} of {plural(n, 'restart')} with a beam of "
+                  f"{summary.config.beam} ({summary.argmax_verified} by argmax alone); "
                   f"training {summary.train_seconds:.0f} s, decoding and verification "
                   f"{summary.verify_seconds:.0f} s")
     if summary.winner is None:
@@ -191,50 +203,55 @@ def _report(summary, data_dir) -> None:
                       ", ".join(f"{name} {acc:.4f}" for name, acc in nets.items()))
 
 
-def show(path: Annotated[Path, typer.Argument(help="A run directory or program.json.")]) -> None:
-    """Print a saved program as NTPT source."""
-    from ..train.run import load_program
-
-    try:
-        program, _ = load_program(path)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        fail(str(exc))
+def show(program_ref: ProgramRef, store: Store = None) -> None:
+    """Print a saved or stored program as NTPT source."""
+    program, _, _ = load_program_ref(program_ref, store)
     console.print(program.listing(), highlight=False)
 
 
 def evaluate(
-    path: Annotated[Path, typer.Argument(help="A run directory or program.json.")],
+    program_ref: ProgramRef,
     lengths: Annotated[str, typer.Option(
         help="Input lengths (MATH digits): '2,4,8,16' or '2-16'.")] = "2,4,8,16",
     examples: Annotated[int, typer.Option(help="Random test examples per length.")] = 1000,
     perceptual: Annotated[bool | None, typer.Option(
         help="Run on images with the saved nets (default: as trained).")] = None,
     seed: int = 12345,
+    store: Store = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run a saved program discretely on fresh test examples and report its accuracy."""
-    from ..evaluate import evaluate_program
-    from ..train.run import load_program
+    """Run a saved or stored program discretely on fresh test examples and report its accuracy."""
+    from ..evaluate import evaluate_program, net_accuracy
 
+    program, library, _ = load_program_ref(program_ref, store)
+    name = program.problem.task.name
+    scores: dict[int, float] = {}
+    nets: dict[str, float] = {}
     try:
-        program, library = load_program(path)
         wanted = parse_lengths(lengths)
-        scores = evaluate_program(program, library, wanted, examples=examples, seed=seed,
-                                  perceptual=perceptual, data_dir=data_dir)
+        with progress_display() as progress:
+            bar = progress.add_task(f"{name}: evaluating", total=len(wanted) + bool(library), status="")
+            for length in wanted:  # one length at a time, as evaluate_program seeds each
+                progress.update(bar, status=f"length {length}")
+                found = evaluate_program(program, library, [length], examples=examples, seed=seed,
+                                         perceptual=perceptual, data_dir=data_dir)
+                scores.update(found)
+                progress.advance(bar)
+                if length not in found:  # a task of one length: evaluated once
+                    break
+            if library:
+                progress.update(bar, completed=len(wanted), status="library nets")
+                nets = net_accuracy(library, program, data_dir=data_dir)
+            progress.update(bar, completed=len(wanted) + bool(library), status="done")
     except (FileNotFoundError, ValueError, KeyError, NTPTError) as exc:
         fail(str(exc))
-    console.print(f"{program.problem.task.name}: accuracy on {examples} random test examples per length")
-    table = Table()
-    table.add_column("length")
-    table.add_column("accuracy")
+    console.print(f"{name}: accuracy on {plural(examples, 'random test example')} per length")
+    table = new_table("length", "accuracy")
     for length, accuracy in scores.items():
         table.add_row(str(length), f"{accuracy:.4f}")
-    console.print(table)
-    if library:
-        from ..evaluate import net_accuracy
-
-        for name, accuracy in net_accuracy(library, program, data_dir=data_dir).items():
-            console.print(f"{name} on its test set: {accuracy:.4f}")
+    print_table(table)
+    for net, accuracy in nets.items():
+        console.print(f"{net} on its test set: {accuracy:.4f}")
 
 
 def bench(
@@ -254,34 +271,31 @@ def bench(
 
     prob = problem("math")
     config = TrainConfig(steps=steps)
-    console.print(f"throughput: {samples} timed steps each, R={vectorise} vs R=1, interleaved")
+    console.print(f"throughput: {plural(samples, 'timed step')} each, R={vectorise} vs R=1, interleaved")
     thr = measure_throughput(prob, config, vectorised=vectorise, samples=samples)
-    table = Table(title=f"symbolic MATH, {steps} steps x {config.batch_size} examples per restart")
-    for column in ("restarts", "median step (s)", "restarts/min"):
-        table.add_column(column)
+    per_restart = f"{plural(steps, 'step')} x {plural(config.batch_size, 'example')} per restart"
+    table = new_table("restarts", "median step (s)", "restarts/min", title=f"symbolic MATH, {per_restart}")
     table.add_row(f"R={vectorise} vectorised", f"{thr.step_seconds_vectorised:.4f}",
                   f"{thr.restarts_per_minute_vectorised:.1f}")
     table.add_row("one at a time", f"{thr.step_seconds_single:.4f}",
                   f"{thr.restarts_per_minute_single:.1f}")
-    console.print(table)
+    print_table(table)
     console.print(f"vectorised / single: [bold]{thr.ratio:.1f}x[/]")
     widths = tuple(int(b) for b in beams.split(","))
-    columns = [TextColumn("success rate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("", total=math.ceil(restarts / vectorise) * steps)
+    with progress_display() as progress:
+        bar = progress.add_task("success rate", total=math.ceil(restarts / vectorise) * steps, status="")
         succ = measure_success(prob, config, restarts=restarts, vectorise=vectorise, beams=widths,
                                seed=seed, progress=lambda *_: progress.advance(bar))
-    table = Table(title=f"verified programs over {restarts} restarts "
-                        f"(training {succ.train_seconds:.0f} s)")
-    for column in ("decoding", "verified restarts", "rate", "decode + verify (s)"):
-        table.add_column(column)
+    table = new_table("decoding", "verified restarts", "rate", "decode + verify (s)",
+                      title=f"verified programs over {plural(restarts, 'restart')} "
+                            f"(training {succ.train_seconds:.0f} s)")
     first = f"beam {widths[0]}"
     table.add_row("argmax", str(succ.verified["argmax"]),
                   f"{succ.verified['argmax'] / restarts:.1%}", "")
     for key in (f"beam {b}" for b in widths):
         table.add_row(key, str(succ.verified[key]), f"{succ.verified[key] / restarts:.1%}",
                       f"{succ.decode_seconds[key]:.0f}")
-    console.print(table)
+    print_table(table)
     console.print(f"({first} decoding costs {succ.decode_seconds[first] / succ.train_seconds:.1%} "
                   "of training time)")
     if out is not None:
@@ -297,12 +311,19 @@ def data(
     data_dir: DataDir = None,
 ) -> None:
     """Check the data directory (MNIST, handwritten operators); optionally download what is missing."""
-    from ..data import DataError, ensure_mnist, ensure_operators, load_operators
+    from ..data import DataError, ensure_mnist, ensure_operators, load_operators, mnist, operators
+    from ..data.paths import data_dir as resolve_data_dir
+    from ..data.paths import missing_data
 
+    root = resolve_data_dir(data_dir)
     try:
-        root = ensure_mnist(data_dir, download=download)
-        ensure_operators(data_dir, download=download)
-        load_operators(data_dir)  # checks the sha256 and builds the cached split
+        if download:
+            ensure_mnist(root, download=True)
+            ensure_operators(root, download=True)
+        missing = mnist.missing_files(root) + operators.missing_files(root)
+        if missing:
+            raise missing_data(missing, "Run `ntpt data --download` to fetch them.")
+        load_operators(root)  # checks the sha256 and builds the cached split
     except DataError as exc:
         fail(str(exc))
     console.print(f"data directory {root}: MNIST and operators present")

@@ -9,14 +9,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from .common import DataDir, console, fail, print_table
+from .common import (
+    COMPACT,
+    DataDir,
+    console,
+    fail,
+    file_error,
+    new_table,
+    plural,
+    print_table,
+    progress_display,
+    spec_file,
+)
 
 
 def tune(
-    spec_file: Annotated[Path, typer.Argument(metavar="SPEC", help="A sweep spec with a \\[tune] table.")],
+    spec_ref: Annotated[Path, typer.Argument(
+        metavar="SPEC", help="A sweep spec with a \\[tune] table: a file or a shipped spec's name.")],
     trials: Annotated[int | None, typer.Option(
         help="Finished trials the study should have; a re-run resumes (default: \\[tune] trials).")] = None,
     storage: Annotated[str | None, typer.Option(
@@ -30,7 +40,9 @@ def tune(
         help="Program store for what trials verify (default: $NTPT_STORE, else the spec's).")] = None,
     best: Annotated[bool, typer.Option(
         "--best", help="Write the best trial's parameters as a new spec (see --out); run nothing.")] = False,
-    out: Annotated[Path | None, typer.Option(help="--best: the new spec (default: SPEC.tuned.toml).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="--best: the new spec (default: SPEC.tuned.toml; for a shipped spec's name, in the "
+             "current directory).")] = None,
     report: Annotated[bool, typer.Option(
         "--report", help="Print the trials and save PNG plots (see --plots); run nothing.")] = False,
     plots: Annotated[Path | None, typer.Option(
@@ -54,27 +66,28 @@ def tune(
     for name, value in (("--trials", trials), ("--parallel", parallel), ("--compare", compare)):
         if value is not None and value < 1:
             fail(f"{name} must be >= 1, got {value}")
+    path = spec_file(spec_ref)
     try:
-        spec = load_spec(spec_file)
+        spec = load_spec(path)
         url = storage or tune_section(spec).storage
         if best:
-            _write_best(spec, spec_file, url, study, out)
+            tuned = (spec_ref if spec_ref.is_file() else Path(path.name)).with_suffix(".tuned.toml")
+            _write_best(spec, path, url, study, out or tuned)
         elif report:
             _report(spec, url, study, plots)
         elif compare is not None:
             _compare(spec, url, study, compare, store, address, data_dir)
         else:
             _run(spec, url, study, trials, parallel, store, address, data_dir)
-    except (SpecError, TuneError, SweepError, FileNotFoundError, ConnectionError) as exc:
-        fail(str(exc))
+    except (SpecError, TuneError, SweepError, ConnectionError, OSError) as exc:
+        fail(file_error(exc) if isinstance(exc, OSError) else str(exc))
 
 
 def _run(spec, url, study, trials, parallel, store, address, data_dir) -> None:
     from ..tune import run_study
+    from ..tune.report import format_params
 
-    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[status]}", markup=False)]
-    progress = Progress(*columns, console=console)
+    progress = progress_display()
     bars: dict[int, int] = {}
     lock = threading.Lock()
 
@@ -93,9 +106,8 @@ def _run(spec, url, study, trials, parallel, store, address, data_dir) -> None:
         attrs = trial.user_attrs
         outcome = (f"{trial.value:.1%}" if trial.value is not None else "-") + \
             f" ({attrs.get('verified', '-')}/{attrs.get('restarts', '-')} verified)"
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in trial.params.items())
-        console.print(f"trial {trial.number} {trial.state.name.lower()}: {outcome}  {params}",
+        console.print(f"trial {trial.number} {trial.state.name.lower()}: {outcome}  "
+                      f"{format_params(trial.params)}",
                       highlight=False, soft_wrap=True)
 
     try:
@@ -105,7 +117,7 @@ def _run(spec, url, study, trials, parallel, store, address, data_dir) -> None:
     finally:
         if progress.live.is_started:
             progress.stop()
-    console.print(f"study '{result.study}' in {result.storage}: {result.finished} finished trials "
+    console.print(f"study '{result.study}' in {result.storage}: {plural(result.finished, 'finished trial')} "
                   f"({len(result.ran)} this run)")
     if result.best is not None:
         _print_best(result.best)
@@ -115,16 +127,16 @@ def _run(spec, url, study, trials, parallel, store, address, data_dir) -> None:
 def _print_best(trial) -> None:
     attrs = trial.user_attrs
     first = attrs.get("first_verified_seconds")
-    console.print(f"best: trial {trial.number}, {trial.value:.1%} of {attrs.get('restarts')} restarts "
-                  f"verified, the first after {'-' if first is None else f'{first:.1f}'} s: " +
+    console.print(f"best: trial {trial.number}, {trial.value:.1%} of "
+                  f"{plural(attrs.get('restarts', 0), 'restart')} verified, the first after {'-' if first is None else f'{first:.1f}'} s: " +
                   ", ".join(f"{k} = {v!r}" for k, v in trial.params.items()), highlight=False,
                   soft_wrap=True)
 
 
 def _load(spec, url, study):
-    from ..tune.storage import load_study, open_storage
+    from ..tune.storage import load_existing_study
 
-    return load_study(open_storage(url), study or spec.name, url)
+    return load_existing_study(url, study or spec.name)
 
 
 def _best(spec, url, study):
@@ -137,12 +149,11 @@ def _best(spec, url, study):
     return loaded, found
 
 
-def _write_best(spec, spec_file: Path, url, study, out: Path | None) -> None:
+def _write_best(spec, source: Path, url, study, out: Path) -> None:
     from ..tune.best import write_best_spec
 
     loaded, trial = _best(spec, url, study)
-    out = out or spec_file.with_name(f"{spec_file.stem}.tuned.toml")
-    write_best_spec(spec_file, trial, out, study=loaded.study_name)
+    write_best_spec(source, trial, out, study=loaded.study_name)
     _print_best(trial)
     console.print(f"wrote {out}: `ntpt sweep {out}` uses these parameters", highlight=False)
 
@@ -153,9 +164,9 @@ def _report(spec, url, study, plots: Path | None) -> None:
 
     loaded = _load(spec, url, study)
     params = list(spec.tune.params)
-    table = Table(title=f"study '{loaded.study_name}' ({url}): {spec.tune.restarts} restarts per trial")
-    for column in [*TRIAL_COLUMNS, *params]:
-        table.add_column(column, justify="right")
+    table = new_table(*TRIAL_COLUMNS, **COMPACT, title=(
+        f"study '{loaded.study_name}' ({url}): {plural(spec.tune.restarts, 'restart')} per trial; "
+        "first (s): seconds to the first verified program"))
     trials = loaded.get_trials(deepcopy=False)
     for trial in trials:
         table.add_row(*trial_row(trial, params))
@@ -177,6 +188,7 @@ def _compare(spec, url, study, restarts: int, store, address, data_dir) -> None:
     from ..sweep.coordinator import connect
     from ..tune import TuneError, best_trial
     from ..tune.compare import compare, two_proportion_p
+    from ..tune.report import format_params
     from ..tune.study import default_params
 
     loaded, overall = _best(spec, url, study)
@@ -193,17 +205,15 @@ def _compare(spec, url, study, restarts: int, store, address, data_dir) -> None:
                            progress=console.print)
     finally:
         ray.shutdown()
-    table = Table(title=f"{spec.name}: the spec's parameters vs study trial {trial.number}, "
-                        "fresh restart seeds")
-    for column in ("parameters", "verified", "success", "95% interval", "first verified s (median)",
-                   "restarts/min (median)", "values"):
-        table.add_column(column)
+    table = new_table("run", "verified", "success", "95% interval", "first (s)", "per min", "parameters",
+                      **COMPACT, title=(f"{spec.name}: the spec's parameters vs study trial {trial.number} "
+                                        "on fresh restart seeds; medians of the seconds to the first "
+                                        "verified program and of restarts per minute"))
     for m in measured:
         low, high = m.interval()
         first, rpm = m.median_first_verified, m.median_restarts_per_minute
         table.add_row(m.label, f"{m.verified}/{m.restarts}", f"{m.rate:.1%}", f"{low:.1%}-{high:.1%}",
                       "-" if first is None else f"{first:.1f}", "-" if rpm is None else f"{rpm:.1f}",
-                      ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in m.params.items()))
+                      format_params(m.params))
     print_table(table)
     console.print(f"two-proportion z-test, spec vs best: p = {two_proportion_p(*measured):.3g}")

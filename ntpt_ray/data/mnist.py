@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,19 +45,40 @@ def _read_idx(path: Path) -> np.ndarray:
     return body.reshape(shape)
 
 
+def missing_files(data_dir: str | Path | None = None) -> list[Path]:
+    """The MNIST files not in the data directory, each as the ``.gz`` path it is sought at."""
+    root = paths.data_dir(data_dir)
+    return [_raw(root) / f"{name}.gz" for name in FILES if _locate(root, name) is None]
+
+
 def ensure_mnist(data_dir: str | Path | None = None, download: bool = False) -> Path:
     """Check the MNIST files are in ``data_dir``; with ``download``, fetch missing ones via torchvision."""
     root = paths.data_dir(data_dir)
-    if download and any(_locate(root, name) is None for name in FILES):
-        from torchvision.datasets import MNIST
+    if download and missing_files(root):
+        _download(root)
+    missing = missing_files(root)
+    if missing:
+        raise paths.missing_data(missing, _HOW_TO_GET)
+    return root
 
+
+def _download(root: Path) -> None:
+    """Fetch MNIST with torchvision into a temporary folder, then move its files into ``root``:
+    a failed download leaves nothing behind, not even empty folders."""
+    from torchvision.datasets import MNIST
+
+    with tempfile.TemporaryDirectory(prefix="ntpt-mnist-") as tmp:
         try:
-            MNIST(str(root), train=False, download=True)  # fetches all four files
+            MNIST(tmp, train=False, download=True)  # fetches all four files
         except (OSError, RuntimeError) as err:
             raise DataError(f"could not download MNIST into {root}: {err}") from err
-    for name in FILES:
-        _find(root, name)
-    return root
+        try:
+            _raw(root).mkdir(parents=True, exist_ok=True)
+            for file in _raw(Path(tmp)).iterdir():
+                if not (_raw(root) / file.name).exists():
+                    shutil.move(file, _raw(root) / file.name)
+        except OSError as err:
+            raise DataError(f"could not write MNIST into {_raw(root)}: {err.strerror or err}") from err
 
 
 def load_mnist(data_dir: str | Path | None, train: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import urllib.request
 import tempfile
+import urllib.request
 import warnings
 import zipfile
 from dataclasses import dataclass, fields
@@ -48,7 +48,7 @@ def ensure_operators(data_dir: str | Path | None = None, download: bool = False,
                      url: str = paths.OPERATORS_URL) -> Path:
     """The path of the operator zip in ``data_dir``; with ``download``, fetch it from ``url`` first
     when missing (checked by sha256 and written atomically)."""
-    target = paths.data_dir(data_dir) / "operators" / ZIP_NAME
+    target = zip_path(data_dir)
     if download and not target.is_file():
         try:
             with urllib.request.urlopen(url, timeout=120) as response:
@@ -58,12 +58,25 @@ def ensure_operators(data_dir: str | Path | None = None, download: bool = False,
         digest = hashlib.sha256(data).hexdigest()
         if digest != ZIP_SHA256:
             raise DataError(f"{url} gave a file with sha256 {digest}, expected {ZIP_SHA256}")
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        except OSError as err:
+            raise DataError(f"could not write {target}: {err.strerror or err}") from err
     return paths.require_file(target, f"Run `ntpt data --download`, or download {paths.OPERATORS_URL} "
                                       f"into {target.parent}.")
+
+
+def zip_path(data_dir: str | Path | None = None) -> Path:
+    """Where the operator zip belongs in the data directory."""
+    return paths.data_dir(data_dir) / "operators" / ZIP_NAME
+
+
+def missing_files(data_dir: str | Path | None = None) -> list[Path]:
+    """The operator zip, if it is not in the data directory."""
+    return [file for file in [zip_path(data_dir)] if not file.is_file()]
 
 
 def load_operators(data_dir: str | Path | None = None) -> OperatorSplit:

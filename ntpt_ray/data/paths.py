@@ -40,6 +40,13 @@ def require_file(path: Path, how_to_get: str) -> Path:
     """``path`` if it is a file, else a :class:`DataError` naming where it was sought and how to get it."""
     if path.is_file():
         return path
-    where = path.parent if path.parent.is_dir() else f"{path.parent} (no such directory)"
-    raise DataError(f"missing data file '{path.name}' in {where}. {how_to_get} "
-                    "To use another data directory, set NTPT_DATA_DIR or pass --data-dir.")
+    raise missing_data([path], how_to_get)
+
+
+def missing_data(files: list[Path], how_to_get: str) -> DataError:
+    """The error for data files not found: all of them, the folder sought in, how to get them."""
+    folder = Path(os.path.commonpath(files)) if len(files) > 1 else files[0].parent
+    names = ", ".join(f"'{file.relative_to(folder)}'" for file in files)
+    where = folder if folder.is_dir() else f"{folder} (no such directory)"
+    return DataError(f"missing data file{'s' if len(files) > 1 else ''} {names} in {where}. {how_to_get} "
+                     "To use another data directory, set NTPT_DATA_DIR or pass --data-dir.")

@@ -25,8 +25,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from .ir import (
-    Assign, Block, Branch, Call, Cond, Const, Emit, Expr, LearnFn, NetCall, Not, Read, Same, Slot,
-    SoftRead, TensorRef, Test, slot_name,
+    Assign,
+    Block,
+    Branch,
+    Call,
+    Cond,
+    Const,
+    Emit,
+    Expr,
+    LearnFn,
+    NetCall,
+    Not,
+    Read,
+    Same,
+    Slot,
+    SoftRead,
+    TensorRef,
+    Test,
+    slot_name,
 )
 from .model import CompiledModel
 

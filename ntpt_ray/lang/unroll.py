@@ -35,8 +35,26 @@ from .consteval import NotConstant, const_eval
 from .errors import NTPTError
 from .frontend import ModuleLevel
 from .ir import (
-    Assign, Block, BoolOp, Branch, Call, Cond, Const, Decl, Emit, Expr, NetCall, Not, Read, Same,
-    Slot, SoftRead, TensorRef, Test, block_nodes, slot_name,
+    Assign,
+    Block,
+    BoolOp,
+    Branch,
+    Call,
+    Cond,
+    Const,
+    Decl,
+    Emit,
+    Expr,
+    NetCall,
+    Not,
+    Read,
+    Same,
+    Slot,
+    SoftRead,
+    TensorRef,
+    Test,
+    block_nodes,
+    slot_name,
 )
 
 _ORDER_OPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..lang.relevance import Guard, relevant_mask
 from ..lang.ir import Slot
+from ..lang.relevance import Guard, relevant_mask
 
 
 def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
+from ..jsonfile import BadFile, read_json
 from ..library import LibrarySnapshot
 from ..problems import Problem
 from ..program import LearnedProgram
@@ -136,7 +137,8 @@ def load_program(path: Path) -> tuple[LearnedProgram, LibrarySnapshot]:
     folder = path if path.is_dir() else path.parent
     file = folder / "program.json" if path.is_dir() else path
     if not file.exists():
-        raise FileNotFoundError(f"no verified program at {file}")
+        raise FileNotFoundError(f"no verified program at {file}"
+                                + ("" if path.exists() else " (no such file or folder)"))
     program = read_program(file)
     library_file = folder / "library.pt"
     library = torch.load(library_file) if library_file.exists() else {}
@@ -144,7 +146,12 @@ def load_program(path: Path) -> tuple[LearnedProgram, LibrarySnapshot]:
 
 
 def read_program(file: Path) -> LearnedProgram:
-    """A ``program.json`` with the model source saved beside it (``model.py``)."""
+    """A ``program.json`` with the model source saved beside it (``model.py``); :class:`BadFile`
+    naming the file when it is not one."""
+    data = read_json(file, required=("task", "model", "hypers", "perceptual", "values"))
     source_file = Path(file).parent / "model.py"
     source = source_file.read_text() if source_file.exists() else None
-    return LearnedProgram.from_dict(json.loads(Path(file).read_text()), source=source)
+    try:
+        return LearnedProgram.from_dict(data, source=source)
+    except (AttributeError, TypeError) as exc:  # a field of the wrong kind
+        raise BadFile(f"{file}: not a saved program: {exc}") from None

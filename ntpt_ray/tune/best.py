@@ -21,7 +21,8 @@ def write_best_spec(spec_file: Path, trial: FrozenTrial, out: Path, *, study: st
         section[param] = int(value) if param in INTEGER_PARAMETERS else value
     verified, restarts = trial.user_attrs.get("verified"), trial.user_attrs.get("restarts")
     header = (f"Tuned by `ntpt tune`: study '{study}', trial {trial.number}, "
-              f"{verified}/{restarts} restarts verified ({trial.value:.1%}); from {spec_file}")
+              f"{verified}/{restarts} restart{'' if restarts == 1 else 's'} verified ({trial.value:.1%}); "
+              f"from {spec_file}")
     text = f"# {header}\n" + tomlkit.dumps(document)
     parse_spec(tomlkit.parse(text).unwrap(), source=str(out))
     atomic_write(out, lambda f: f.write(text))

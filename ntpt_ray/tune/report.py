@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 def trial_row(trial: FrozenTrial, params: list[str]) -> list[str]:
     """``trial`` as strings: number, state, verified/restarts, success, first verified, time,
-    then its parameters in the order of ``params``."""
+    and its parameters (those of ``params``, in that order) as one ``name=value, ...`` cell."""
     attrs = trial.user_attrs
     verified, restarts = attrs.get("verified"), attrs.get("restarts")
     first = attrs.get("first_verified_seconds")
@@ -22,16 +22,15 @@ def trial_row(trial: FrozenTrial, params: list[str]) -> list[str]:
     return [f"{trial.number}{tag}", trial.state.name.lower(),
             "-" if verified is None else f"{verified}/{restarts}", success,
             "-" if first is None else f"{first:.1f}", "-" if seconds is None else f"{seconds:.0f}",
-            *(_format(trial.params.get(p)) for p in params)]
+            format_params({p: trial.params[p] for p in params if p in trial.params})]
 
 
-TRIAL_COLUMNS = ["trial", "state", "verified", "success", "first verified s", "trial s"]
+TRIAL_COLUMNS = ["trial", "state", "verified", "success", "first (s)", "time (s)", "parameters"]
 
 
-def _format(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def format_params(params: dict) -> str:
+    """``lr=0.1234, batch_size=16``: floats to 4 significant digits."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def save_plots(study: optuna.Study, folder: Path) -> dict[str, Path | str]:

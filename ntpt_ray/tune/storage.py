@@ -18,20 +18,16 @@ def open_storage(url: str) -> BaseStorage:
     SQLAlchemy URL (``postgresql://user@host/db``), or ``journal:PATH``, a journal file that
     several processes may share. A storage that cannot be opened raises :class:`TuneError`."""
     try:
-        if url.startswith("journal:"):
-            path = Path(url.removeprefix("journal:"))
+        path = _local_file(url)
+        if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("journal:"):
             return JournalStorage(JournalFileBackend(str(path)))
         if "://" not in url:
             raise TuneError(f"storage '{url}': expected an SQLAlchemy URL (sqlite:///runs/tune.db, "
                             "postgresql://user@host/db) or journal:PATH")
-        engine: dict = {}
-        if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///")
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-        else:
-            engine = {"connect_args": {"connect_timeout": 10}}  # fail fast on a dead host
+        engine = {} if url.startswith("sqlite:///") else {
+            "connect_args": {"connect_timeout": 10}}  # fail fast on a dead host
         return RDBStorage(url, engine_kwargs=engine)
     except TuneError:
         raise
@@ -48,3 +44,21 @@ def load_study(storage: BaseStorage, name: str, url: str) -> optuna.Study:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise TuneError(f"storage '{url}' has no study '{name}' (it has: "
                         f"{', '.join(names) or 'none'}); run `ntpt tune SPEC` first") from None
+
+
+def load_existing_study(url: str, name: str) -> optuna.Study:
+    """Study ``name`` in the storage at ``url``, creating nothing: a storage file that does not
+    exist yet is a :class:`TuneError`, not a new empty database."""
+    path = _local_file(url)
+    if path is not None and not path.is_file():
+        raise TuneError(f"storage '{url}' has no study '{name}' (no file {path}); "
+                        "run `ntpt tune SPEC` first")
+    return load_study(open_storage(url), name, url)
+
+
+def _local_file(url: str) -> Path | None:
+    """The file behind a ``journal:PATH`` or ``sqlite:///PATH`` storage; None for others."""
+    if url.startswith("journal:"):
+        return Path(url.removeprefix("journal:"))
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+    return Path(path) if path and path != ":memory:" else None

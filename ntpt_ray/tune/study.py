@@ -171,7 +171,8 @@ class _Reporter:
         if progress.done < self.restarts and self.trial.should_prune():
             self.trial.set_user_attr("verified", progress.verified)
             self.trial.set_user_attr("restarts", progress.done)
-            raise optuna.TrialPruned(f"{progress.verified} verified after {progress.done} restarts")
+            raise optuna.TrialPruned(f"{progress.verified} verified after {progress.done} "
+                                     f"restart{'' if progress.done == 1 else 's'}")
 
 
 def trial_sweep_name(spec: SweepSpec, study: optuna.Study, number: int) -> str:
