@@ -139,7 +139,7 @@ RESULTS_SCHEMA = {
 
 def _lifelong(spec: Path, out: Path, *extra: str, env=None) -> subprocess.Popen:
     return subprocess.Popen([BIN / "ntpt", "lifelong", str(spec), "--out", str(out), "--models", "ntpt,mtnn-2",
-                             *extra], env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--set", "ntpt.final_beam=32", *extra], env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.slow
@@ -161,6 +161,7 @@ def test_a_tiny_lifelong_run_on_ray_survives_a_killed_worker_and_resumes(tmp_pat
     results = json.loads((out / "results.json").read_text())
     jsonschema.validate(results, RESULTS_SCHEMA)
     assert results["lifetimes"] == {"ntpt": 3, "mtnn-2": 3}
+    assert results["protocol"]["ntpt"]["final_beam"] == 32  # --set reached the run
     assert set(results["programs"]) == set(PAPER_TASKS) and "return" in results["programs"]["add2x2:top"]
     assert len(results["curves"]["ntpt"]["examples"]) == 4  # every 200 of 800 examples, the last on the whole pool
     assert all((out / name).stat().st_size > 10_000 for name in ("fig6.png", "fig7.png"))

@@ -35,7 +35,7 @@ def lifelong(
     from ..sweep import SpecError, SweepError
 
     try:
-        spec = load_lifelong_spec(spec_file(spec_ref))
+        spec = load_lifelong_spec(spec_file(spec_ref), overrides or ())
     except SpecError as exc:
         fail(str(exc))
     if lifetimes is not None:
