@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
+from ..jsonfile import read_json
 from .spec import MODELS, LifelongSpec
 
 RETRIES = 3  # reruns of a unit whose worker died
@@ -30,13 +31,6 @@ class LifelongError(RuntimeError):
 
 def _write_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda f: json.dump(data, f, indent=1))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LifelongError(f"{path}: cannot be read ({exc}); delete it to rerun that part") from None
 
 
 def lifetime_path(out: Path, model: str, lifetime: int) -> Path:
@@ -122,7 +116,7 @@ def tune(spec: LifelongSpec, out: Path, models: Sequence[str], *, data_dir: str 
          display) -> dict[str, float]:
     """The learning-rate grid on the validation pools; returns the chosen rate per model."""
     path = out / "tuning.json"
-    table: dict[str, dict[str, float]] = _read_json(path)["scores"] if resume and path.is_file() else {}
+    table: dict[str, dict[str, float]] = read_json(path)["scores"] if resume and path.is_file() else {}
     jobs = []
     for model in models:
         grid = spec.tune.ntpt_lr if model == "ntpt" else spec.tune.baseline_lr
@@ -187,13 +181,13 @@ def _run(spec, out, models, resume, tune_first, data_dir, display) -> dict:
             _write_json(lifetime_path(out, record["model"], record["lifetime"]), record)
 
     _run_units(jobs, done, display)
-    records = {model: [_read_json(path) for path in sorted((out / "lifetimes" / model).glob("*.json"))]
+    records = {model: [read_json(path) for path in sorted((out / "lifetimes" / model).glob("*.json"))]
                for model in MODELS}  # every model with lifetimes in DIR, run now or before
-    timing = _read_json(out / "timing.json") if (out / "timing.json").is_file() else {"wall_s": 0.0}
+    timing = read_json(out / "timing.json") if (out / "timing.json").is_file() else {"wall_s": 0.0}
     timing["wall_s"] += time.perf_counter() - start
     _write_json(out / "timing.json", timing)
     results = aggregate(spec, records, wall_s=timing["wall_s"],
-                        tuning=_read_json(out / "tuning.json") if (out / "tuning.json").is_file() else None)
+                        tuning=read_json(out / "tuning.json") if (out / "tuning.json").is_file() else None)
     _write_json(out / "results.json", results)
     draw_all(results, out)
     return results
