@@ -168,6 +168,13 @@ def test_a_tiny_lifelong_run_on_ray_survives_a_killed_worker_and_resumes(tmp_pat
     assert "| add2x2:top |" in (out / "table.md").read_text()
     finished = {p: p.stat().st_mtime_ns for p in (out / "lifetimes").rglob("*.json")}
     assert len(finished) == 6
+    libraries = sorted((out / "libraries" / "ntpt").glob("*.pt"))
+    assert [p.name for p in libraries] == ["000.pt", "001.pt", "002.pt"]
+    nets = torch.load(libraries[0])  # a LibrarySnapshot a sweep can start from
+    assert set(nets) == {"net_0", "net_1"} and nets["net_0"]["w0"].shape == (784, 256)
+    changed = _lifelong(spec, out, "--resume", "--set", "ntpt.lr=0.2")
+    output, _ = changed.communicate(timeout=120)
+    assert changed.returncode == 1 and "ntpt.lr differ" in output, output
     again = _lifelong(spec, out)
     output, _ = again.communicate(timeout=120)
     assert again.returncode == 1 and "pass --resume" in output
@@ -178,3 +185,26 @@ def test_a_tiny_lifelong_run_on_ray_survives_a_killed_worker_and_resumes(tmp_pat
     after = {p: p.stat().st_mtime_ns for p in (out / "lifetimes").rglob("*.json")}
     assert set(after) == set(finished)
     assert [p.name for p in after if after[p] != finished.get(p)] == ["001.json"]
+
+
+def test_the_library_epsilon_keeps_an_uncalled_nets_tiny_gradients_from_moving_it():
+    """RMSProp normalises each weight's step by its own gradient history, so a net the programs
+    no longer call (gradients ~1e-7 per weight) would still move at the full rate; the library's
+    epsilon bounds that drift (the reason `library_eps` exists)."""
+    from ntpt_ray.lifelong.lifetime import make_optimizer
+
+    moved = {}
+    for eps in (1e-8, 1e-3):
+        spec = load_lifelong_spec(ROOT / "search" / "lifelong.toml", [f"ntpt.library_eps={eps}"])
+        learner = NTPTLearner([0], tasks=PAPER_TASKS[:2])
+        optimizer = make_optimizer(spec, "ntpt", learner, spec.ntpt.lr)
+        assert optimizer.param_groups[1]["eps"] == eps and optimizer.param_groups[1]["lr"] == spec.ntpt.library_lr
+        w = learner.library.nets["net_0"].weights[-1]
+        before = w.detach().clone()
+        for _ in range(50):
+            optimizer.zero_grad(set_to_none=False)
+            w.grad = torch.full_like(w, 1e-7)
+            optimizer.step()
+        moved[eps] = (w.detach() - before).abs().max().item()
+    assert moved[1e-8] > 50 * spec.ntpt.library_lr * 0.5  # amplified to about lr per step
+    assert moved[1e-3] < moved[1e-8] / 1000

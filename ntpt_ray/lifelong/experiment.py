@@ -2,7 +2,8 @@
 
 A *unit* is one Ray task: up to ``[lifetimes] per_task`` lifetimes of one model vectorised
 into one tensor computation. The driver writes each finished lifetime atomically to
-``DIR/lifetimes/MODEL/NNN.json``; ``resume`` skips those already there, and Ray reruns a unit
+``DIR/lifetimes/MODEL/NNN.json`` (NTPT's final nets to ``DIR/libraries/ntpt/NNN.pt``, a library a
+sweep can start from); ``resume`` skips those already there, and Ray reruns a unit
 whose worker dies (``max_retries``). Workers report progress to a small actor the driver
 polls for the live display. At the end the driver aggregates ``DIR/results.json`` and draws
 the figures. ``tune`` first runs the learning-rate grid of ``[tune]`` on the validation pools
@@ -35,6 +36,52 @@ def _write_json(path: Path, data: Any) -> None:
 
 def lifetime_path(out: Path, model: str, lifetime: int) -> Path:
     return out / "lifetimes" / model / f"{lifetime:03d}.json"
+
+
+def library_path(out: Path, lifetime: int) -> Path:
+    """An NTPT lifetime's final nets: a ``library.pt`` that ``[library] start`` of a sweep accepts."""
+    return out / "libraries" / "ntpt" / f"{lifetime:03d}.pt"
+
+
+def save_lifetime(out: Path, record: dict) -> None:
+    """Write one finished lifetime: its nets (NTPT) first, then its record, the mark of a done lifetime."""
+    library = record.pop("library", None)
+    if library is not None:
+        import torch
+
+        atomic_write(library_path(out, record["lifetime"]), lambda f: torch.save(library, f), binary=True)
+    _write_json(lifetime_path(out, record["model"], record["lifetime"]), record)
+
+
+SPEC_FILE = "spec.json"
+UNCHECKED = {("name",), ("description",), ("lifetimes", "count")}  # may change between resumes
+
+
+def check_resume(spec: LifelongSpec, out: Path, resume: bool) -> None:
+    """Refuse to add lifetimes to ``out`` under settings other than those its lifetimes ran with
+    (``DIR/spec.json``); a fresh run records them."""
+    path = out / SPEC_FILE
+    current = spec.protocol()
+    if not (resume and path.is_file()):
+        _write_json(path, current)
+        return
+    before = read_json(path)
+    changed = [".".join(key) for key in sorted(_leaves(before) | _leaves(current))
+               if key not in UNCHECKED and _get(before, key) != _get(current, key)]
+    if changed:
+        raise LifelongError(f"{out} holds lifetimes run with other settings ({', '.join(changed)} differ "
+                            f"from {path}): use another --out, or the settings in {path}")
+
+
+def _leaves(tree: dict, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    return {k for key, value in tree.items()
+            for k in (_leaves(value, (*prefix, key)) if isinstance(value, dict) else {(*prefix, key)})}
+
+
+def _get(tree: dict, key: tuple[str, ...]) -> Any:
+    for part in key:
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
 
 
 def units_to_run(spec: LifelongSpec, out: Path, models: Sequence[str], resume: bool) -> list[tuple[str, list[int]]]:
@@ -127,6 +174,8 @@ def tune(spec: LifelongSpec, out: Path, models: Sequence[str], *, data_dir: str 
                     per_task=spec.tune.per_task, split="val", data_dir=data_dir)))
 
     def done(key: str, records: list[dict]) -> None:
+        for record in records:
+            record.pop("library", None)
         _, model, lr = key.split(":")
         scores = [v for r in records for v in r["final"].values() if v is not None]
         table.setdefault(model, {})[lr] = sum(scores) / len(scores)
@@ -155,6 +204,7 @@ def run_experiment(spec: LifelongSpec, out: Path, *, models: Sequence[str] = MOD
     out.mkdir(parents=True, exist_ok=True)
     if not resume and (out / "lifetimes").exists():
         raise LifelongError(f"{out} already has lifetimes: pass --resume to go on, or another --out")
+    check_resume(spec, out, resume)
     started_ray = not ray.is_initialized()
     if started_ray:
         connect(address)
@@ -178,7 +228,7 @@ def _run(spec, out, models, resume, tune_first, data_dir, display) -> dict:
 
     def done(key: str, records: list[dict]) -> None:
         for record in records:
-            _write_json(lifetime_path(out, record["model"], record["lifetime"]), record)
+            save_lifetime(out, record)
 
     _run_units(jobs, done, display)
     records = {model: [read_json(path) for path in sorted((out / "lifetimes" / model).glob("*.json"))]

@@ -48,7 +48,7 @@ def make_learner(spec: LifelongSpec, model: str, seeds: Sequence[int]):
 
 def make_optimizer(spec: LifelongSpec, model: str, learner, lr: float) -> torch.optim.Optimizer:
     if model == "ntpt":
-        groups = learner.parameter_groups(lr, spec.ntpt.library_lr * lr / spec.ntpt.lr)
+        groups = learner.parameter_groups(lr, spec.ntpt.library_lr * lr / spec.ntpt.lr, spec.ntpt.library_eps)
         kind = spec.ntpt.optimizer
     else:
         groups = learner.parameter_groups(lr)
@@ -122,7 +122,8 @@ def run_lifetimes(spec: LifelongSpec, model: str, lifetimes: Sequence[int], *, l
                   per_task: int | None = None, split: str = "test", data_dir: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Train lifetimes ``lifetimes`` of ``model`` as one tensor computation and return one
-    JSON-ready record per lifetime (curves, final accuracies, programs, nets, shown times).
+    record per lifetime (curves, final accuracies, programs, nets, shown times); an NTPT record
+    also carries its final nets under ``"library"`` (a LibrarySnapshot, the one non-JSON value).
     ``split = "val"`` evaluates on the validation pools (learning-rate tuning)."""
     start = time.perf_counter()
     torch.set_num_threads(1)
@@ -159,7 +160,8 @@ def run_lifetimes(spec: LifelongSpec, model: str, lifetimes: Sequence[int], *, l
     final = evaluate(set(shown), final=True)
     curve.append((t, final))  # the last point of every curve: the whole test pool
     wall = time.perf_counter() - start
-    return [_record(spec, model, i, r, lr, schedule.per_task, split, curve, final, shown, wall)
+    library = learner.library if model == "ntpt" else None
+    return [_record(spec, model, i, r, lr, schedule.per_task, split, curve, final, shown, wall, library)
             for r, i in enumerate(lifetimes)]
 
 
@@ -167,7 +169,7 @@ def _json(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def _record(spec, model, lifetime, r, lr, per_task, split, curve, final, shown, wall) -> dict:
+def _record(spec, model, lifetime, r, lr, per_task, split, curve, final, shown, wall, library) -> dict:
     tasks = spec.tasks.order
     record = {
         "model": model, "lifetime": lifetime, "seed": lifetime_seed(spec, lifetime), "lr": lr,
@@ -185,4 +187,5 @@ def _record(spec, model, lifetime, r, lr, per_task, split, curve, final, shown, 
         record["final_verified"] = {task: bool(final["verified"][r, k]) for k, task in enumerate(tasks)}
         record["final_nets"] = {name: float(v[r]) for name, v in final["nets"].items()}
         record["programs"] = {tasks[k]: listings[r] for k, listings in final["programs"].items()}
+        record["library"] = library.snapshot(r)  # tensors: the driver saves them beside the record
     return record

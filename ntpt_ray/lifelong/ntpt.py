@@ -78,10 +78,11 @@ class NTPTLearner(nn.Module):
         """``[R, B]``: the most probable answer of the relaxed model."""
         return self.outputs(task, batch).argmax(-1)
 
-    def parameter_groups(self, lr: float, library_lr: float) -> list[dict]:
-        """Program Params at ``lr``, the library at ``library_lr`` (the paper: 100x smaller)."""
+    def parameter_groups(self, lr: float, library_lr: float, library_eps: float = 1e-8) -> list[dict]:
+        """Program Params at ``lr``, the library at ``library_lr`` (the paper: 100x smaller) with
+        the optimiser's epsilon ``library_eps``."""
         return [{"params": list(self.params.parameters()), "lr": lr},
-                {"params": list(self.library.parameters()), "lr": library_lr}]
+                {"params": list(self.library.parameters()), "lr": library_lr, "eps": library_eps}]
 
     def view(self, restart: int) -> RestartView:
         """Lifetime ``restart``'s nets, for the discrete interpreter."""

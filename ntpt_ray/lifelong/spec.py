@@ -69,6 +69,9 @@ class NTPTSection(_Section):
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"
     lr: Rate = 0.1  # program Params
     library_lr: Rate = 0.001  # net_0 / net_1 (the paper: 100x smaller)
+    # The optimiser's epsilon for the library: below this gradient size (per weight) updates are
+    # no longer normalised, so a net the programs do not call stays (nearly) unchanged.
+    library_eps: Annotated[float, Field(gt=0, le=1)] = 1e-8
     init_scale: Rate = 1.0
     entropy: float = 0.0  # weight of the Params' entropy in the loss (0: off, as the paper)
     beam: Positive = 256  # programs decoded per task at each evaluation
@@ -92,7 +95,7 @@ class TuneSection(_Section):
     per_task: Positive = 8000  # the shorter schedule of a tuning run
     lifetimes: Positive = 1
     ntpt_lr: list[Rate] = Field(default_factory=lambda: [0.03, 0.1, 0.3])  # library_lr stays lr / 100
-    baseline_lr: list[Rate] = Field(default_factory=lambda: [0.0003, 0.001, 0.003])
+    baseline_lr: list[Rate] = Field(default_factory=lambda: [0.0003, 0.001, 0.003, 0.01])
 
 
 class LifelongSpec(_Section):
