@@ -6,9 +6,9 @@ What each source keeps, so what can be drawn:
 * a run directory of ``ntpt train``: ``run.json`` holds every restart's validation curve and
   verification (for perceptual runs, the program's accuracy with its own nets per check set);
 * a stored program: ``record.json`` holds its restart's curve, verification and time;
-* a sweep, ``<store>/sweeps/<id>/state.json``: each restart's outcome and the library versions.
-  Only the verified restarts' curves and times survive, in their store records; the curves of
-  the others and the times at which restarts finished are not saved.
+* a sweep, ``<store>/sweeps/<id>/state.json``: each restart's outcome, when it started and
+  finished and on which actor, and the library versions. Only the verified restarts' curves
+  survive, in their store records; the curves of the others are not saved.
 """
 
 from __future__ import annotations
@@ -53,6 +53,20 @@ class SweepHistory:
     curves: list[Curve]  # the verified restarts' (no other curve is saved)
     found: list[float]  # seconds into the sweep of each verified program, in order
     libraries: list[tuple[float, int, float]]  # (seconds into the sweep, version, score), k >= 1
+    finished: list[float] = field(default_factory=list)  # seconds into the sweep, each restart's end
+    actors: int = 0  # actors that ran restarts (older state.json files saved no times: 0)
+
+    def restarts_per_minute(self, bins: int = 20) -> tuple[list[float], list[float]]:
+        """Restarts finished per minute in ``bins`` equal spans of the sweep's time: (the
+        spans' middles in seconds, their rates); empty when no restart's end is known."""
+        end = max([self.seconds, *self.finished])
+        if not self.finished or end <= 0:
+            return [], []
+        width = end / bins
+        counts = [0] * bins
+        for t in self.finished:
+            counts[min(int(t / width), bins - 1)] += 1
+        return [width * (k + 0.5) for k in range(bins)], [60 * c / width for c in counts]
 
 
 def default_out(label: str) -> Path:
@@ -90,9 +104,12 @@ def sweep_history(folder: Path) -> SweepHistory:
     found = sorted(records.values(), key=lambda r: r.seconds_into_sweep)
     libraries = [(records[lib["source"]].seconds_into_sweep, lib["version"], lib["score"])
                  for lib in state["libraries"] if lib["source"] in records]
+    times = state.get("times", {}).values()
     return SweepHistory(state["sweep"], state["spec"]["restarts"]["total"], len(state["outcomes"]),
                         state["seconds"], [Curve(f"restart {r.restart}", list(r.val_curve), True) for r in found],
-                        [r.seconds_into_sweep for r in found], libraries)
+                        [r.seconds_into_sweep for r in found], libraries,
+                        sorted(t["finished"] for t in times if t["finished"] is not None),
+                        len({(t["session"], t["actor"]) for t in times}))
 
 
 def _pyplot():
@@ -150,13 +167,13 @@ def draw_curves(curves: Curves, out: Path) -> Path:
 
 
 def plot_sweep(folder: Path, out: Path | None = None) -> Path:
-    """Draw a sweep (``<store>/sweeps/<id>``): the verified restarts' validation curves, and the
-    verified programs and library versions over time; returns the PNG's path (default
-    :func:`default_out` of the sweep id)."""
+    """Draw a sweep (``<store>/sweeps/<id>``): the verified restarts' validation curves, the
+    verified programs and library versions over time, and restarts finished per minute over
+    time; returns the PNG's path (default :func:`default_out` of the sweep id)."""
     history = sweep_history(Path(folder))
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, (left, right, pace) = plt.subplots(1, 3, figsize=(19, 4.5))
     _draw_curves(left, history.curves)
     left.set_title(f"sweep {history.sweep}: verified restarts (other curves are not saved)", fontsize=10)
     times = [0.0, *history.found, max([history.seconds, *history.found])]
@@ -175,5 +192,13 @@ def plot_sweep(folder: Path, out: Path | None = None) -> Path:
             score.annotate(f"v{v}", (t, s), textcoords="offset points", xytext=(3, 3), fontsize=8)
         score.set(ylabel="library score (program accuracy with its nets)", ylim=(0, 1))
     right.grid(alpha=0.3)
+    middles, rates = history.restarts_per_minute()
+    if middles:
+        pace.plot(middles, rates, "o-", color="tab:purple", ms=3)
+        pace.set_title(f"restarts finished per minute ({history.actors} actors in all)", fontsize=10)
+    else:
+        pace.set_title("restarts per minute: this sweep's state saved no restart times", fontsize=10)
+    pace.set(xlabel="seconds into the sweep", ylabel="restarts/min", ylim=(0, None))
+    pace.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, out or default_out(history.sweep))

@@ -68,8 +68,11 @@ class Problem:
 
     def compile(self, hypers: dict[str, int] | None = None) -> CompiledModel:
         """The model compiled for an example set's hyper-parameters (default: training's)."""
-        chosen = self.task.train_hypers if hypers is None else hypers
-        return self.parsed().compile(**{**chosen, **self.hypers})
+        return self.parsed().compile(**self.model_hypers(hypers))
+
+    def model_hypers(self, hypers: dict[str, int] | None = None) -> dict[str, int]:
+        """The model's hyper-parameters for an example set's (default: training's)."""
+        return {**(self.task.train_hypers if hypers is None else hypers), **self.hypers}
 
     def train_examples(self, n: int, rng, data_dir=None) -> Examples:
         return self.task.train_examples(n, rng, perceptual=self.perceptual, data_dir=data_dir)

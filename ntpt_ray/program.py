@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .lang.concrete import run_path
 from .lang.discrete import run_discrete
 from .lang.ir import slot_name
 from .problems import Problem, read_model_source
@@ -39,18 +40,21 @@ class LearnedProgram:
         """Run on one instance given as ``{Input name: integer or nested list}`` (TerpreT's
         data format) and return ``{Output name: value}`` (nested lists for Output arrays; -1
         where the program never wrote a value)."""
-        model = self.problem.compile(hypers)
-        for name, decl in model.params.items():
-            if name in self.values and np.shape(self.values[name]) != decl.shape:
-                raise ValueError(f"with hypers {model.hypers} Param '{name}' has shape {decl.shape}, but the "
-                                 f"program's has shape {np.shape(self.values[name])}: it runs only on models "
-                                 "of its own Param shapes")
-        unknown = sorted(set(instance) - set(model.inputs))
+        module = self.problem.parsed().module(**self.problem.model_hypers(hypers))  # not unrolled
+        decls = module.decls.values()
+        for decl in decls:
+            if decl.kind == "Param" and decl.name in self.values \
+                    and np.shape(self.values[decl.name]) != decl.shape:
+                raise ValueError(f"with hypers {module.hypers} Param '{decl.name}' has shape {decl.shape}, "
+                                 f"but the program's has shape {np.shape(self.values[decl.name])}: it runs "
+                                 "only on models of its own Param shapes")
+        model_inputs = {d.name: d for d in decls if d.kind == "Input"}
+        unknown = sorted(set(instance) - set(model_inputs))
         if unknown:
             raise ValueError(f"'{unknown[0]}' is not an Input of the model "
-                             f"(Inputs: {', '.join(model.inputs)})")
+                             f"(Inputs: {', '.join(model_inputs)})")
         inputs = {}
-        for name, decl in model.inputs.items():
+        for name, decl in model_inputs.items():
             if decl.is_tensor:
                 inputs[name] = _tensor_value(instance.get(name), (*decl.shape, *decl.tensor_shape), name)
             else:
@@ -58,11 +62,11 @@ class LearnedProgram:
                                                                False)[None])
         outputs = self.run(inputs, library=library, hypers=hypers)
         result = {}
-        for name, decl in model.outputs.items():
+        for decl in (d for d in decls if d.kind == "Output"):
             array = np.zeros(decl.shape, dtype=np.int64)
             for slot in decl.slots():
                 array[slot[1]] = int(outputs[slot_name(slot)][0])
-            result[name] = array.tolist()
+            result[decl.name] = array.tolist()
         return result
 
     def listing(self) -> str:
@@ -103,7 +107,13 @@ class LearnedProgram:
 def run_programs(problem: Problem, values: Mapping[str, np.ndarray], inputs: Mapping[str, torch.Tensor],
                  *, library, hypers: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
     """Output elements ``{name: [P, B]}`` of P programs (``values[name]``: ``[P, *shape]``) on
-    one batch, the model compiled for ``hypers`` (default: the training examples')."""
+    one batch, the model compiled for ``hypers`` (default: the training examples'). One program
+    on one example runs along its path alone (:mod:`.lang.concrete`), in time linear in it."""
+    batch = next(iter(inputs.values())).shape[0] if inputs else 1
+    if batch == 1 and all(np.shape(v)[0] == 1 for v in values.values()):
+        module = problem.parsed().module(**problem.model_hypers(hypers))
+        outputs = run_path(module, {k: np.asarray(v)[0] for k, v in values.items()}, library, inputs)
+        return {name: torch.tensor([[value]]) for name, value in outputs.items()}
     model = problem.compile(hypers)
     params = {k: torch.as_tensor(np.asarray(v)) for k, v in values.items() if k in model.params}
     return run_discrete(model, params, library, inputs)

@@ -66,7 +66,8 @@ def record(sweep: str, k: int, seconds: float) -> ProgramRecord:
 
 @pytest.fixture
 def sweep_store(tmp_path) -> Path:
-    """A store with two programs of sweep ``math-t`` and its state: 5 of 8 restarts done in 30 s."""
+    """A store with two programs of sweep ``math-t`` and its state: 5 of 8 restarts done in 30 s
+    on two actors (restart 5 was still running)."""
     store = tmp_path / "store"
     for k, seconds in ((3, 12.5), (1, 20.0)):
         assert ProgramStore(store).add(record("math-t", k, seconds))
@@ -77,7 +78,10 @@ def sweep_store(tmp_path) -> Path:
     (folder / "state.json").write_text(json.dumps({
         "sweep": "math-t", "spec": {"name": "math", "restarts": {"total": 8}},
         "outcomes": {"0": "failed", "1": "verified", "2": "failed", "3": "verified", "4": "failed"},
-        "libraries": libraries, "seconds": 30.0, "sessions": 1}))
+        "libraries": libraries, "seconds": 30.0, "sessions": 1,
+        "times": {str(k): {"started": start, "finished": end, "actor": f"pid {11 + k % 2}", "session": 1}
+                  for k, (start, end) in enumerate([(0, 6), (0, 20), (6, 12), (0.5, 13), (12, 28),
+                                                    (13, None)])}}))
     return store
 
 
@@ -112,6 +116,8 @@ def test_a_stored_program_and_a_sweep_by_id_with_default_file_names(sweep_store,
     assert (history.done, history.total, history.found) == (5, 8, [12.5, 20.0])
     assert history.libraries == [(12.5, 1, 0.7)]
     assert [c.label for c in history.curves] == ["restart 3", "restart 1"]
+    assert (history.finished, history.actors) == ([6, 12, 13, 20, 28], 2)
+    assert history.restarts_per_minute(bins=3) == ([5.0, 15.0, 25.0], [6.0, 12.0, 12.0])  # per 10 s
     out = plot_sweep(sweep_store / "sweeps" / "math-t", tmp_path / "sweep.png")  # the --plot hook
     assert out == tmp_path / "sweep.png" and png_size(out)
 

@@ -267,6 +267,11 @@ def test_restarts_give_the_same_programs_on_one_actor_and_on_two(embedded_ray, t
         assert result.done == 4 and result.stopped_by == "all restarts done"
         state = json.loads((tmp_path / str(actors) / "sweeps" / spec.sweep_id / "state.json").read_text())
         records = ProgramStore(tmp_path / str(actors)).list(spec.sweep_id)
+        times = state["times"]  # when each restart ran, and where: for restarts/min over time
+        assert sorted(times) == ["0", "1", "2", "3"]
+        assert all(0 <= t["started"] <= t["finished"] <= state["seconds"] and t["session"] == 1
+                   for t in times.values()), times
+        assert 1 <= len({t["actor"] for t in times.values()}) <= actors
         found[actors] = (state["outcomes"], {r.restart: (r.program["values"], r.val_curve) for r in records})
     assert found[1] == found[2] and found[1][1], found
 

@@ -48,6 +48,20 @@ def test_vectorised_restarts_are_independent():
                                    rtol=1e-4, atol=1e-5)
 
 
+def test_a_restart_of_ntpt_train_learns_the_same_whatever_its_chunk():
+    """Its batches come from its own seed (as in a sweep), not from the chunk it trains in."""
+    prob = problem("add2x2:left")
+    config = TrainConfig(steps=6, val_every=3, val_size=8, test_size=8, beam=4)
+    runs = [train_restarts(prob, restarts=2, vectorise=v, config=config, seed=3) for v in (1, 2)]
+    for alone, together in zip(*(run.results for run in runs)):
+        assert alone.seed == together.seed
+        assert [n for n, _ in alone.val_curve] == [n for n, _ in together.val_curve]
+        np.testing.assert_allclose([a for _, a in alone.val_curve], [a for _, a in together.val_curve],
+                                   atol=1e-4)
+        for name, values in alone.verification.values.items():
+            np.testing.assert_array_equal(values, together.verification.values[name])
+
+
 def test_symbolic_add2x2_finds_a_verified_program(tmp_path):
     prob = problem("add2x2:top")
     summary = train_restarts(prob, restarts=4, vectorise=4, config=SMALL, seed=1)

@@ -263,8 +263,11 @@ def _parse(family: str, text: str) -> np.ndarray:
     import numpy as np
 
     from ..data.symbols import OPERATOR_OFFSET
+    from ..lang.limits import over
 
     chars = "".join(text.split())
+    if (message := over("MAX_INPUT", len(chars), "symbols")) is not None:
+        fail(f"--input: {message}")
     for c in chars:
         if c not in DIGITS and c not in OPERATORS:
             fail(f"--input '{text}': '{c}' is neither a digit 0-9 nor an operator + - x /")

@@ -7,16 +7,45 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
+from .limits import over
+from .runtime_eval import MAX_BITS, _power
+
+
+def _sized(op):
+    """``op``, refusing integers of more than MAX_BITS bits and tuples longer than a range may be."""
+
+    def apply(a: Any, b: Any) -> Any:
+        if isinstance(a, tuple) or isinstance(b, tuple):
+            if type(a) is int or type(b) is int:  # repetition: check the length before building
+                length = len(a if isinstance(a, tuple) else b) * (a if type(a) is int else b)
+                if (message := over("MAX_UNROLLED", length, "elements")) is not None:
+                    raise ValueError(f"a tuple of {message}")
+            return op(a, b)
+        result = op(a, b)
+        if isinstance(result, int) and result.bit_length() > MAX_BITS:
+            raise OverflowError(f"an integer of more than {MAX_BITS} bits")
+        return result
+
+    return apply
+
+
+def _range(*args: int) -> range:
+    values = range(*args)
+    if (message := over("MAX_UNROLLED", len(values), "values")) is not None:
+        raise ValueError(f"a range of {message}")
+    return values
+
+
 _BINOPS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+    ast.Add: _sized(operator.add), ast.Sub: operator.sub, ast.Mult: _sized(operator.mul),
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: _sized(_power),
     ast.Div: operator.truediv,
 }
 _CMPOPS = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge,
 }
-_FUNCS = {"range": range, "min": min, "max": max, "abs": abs, "len": len, "int": int}
+_FUNCS = {"range": _range, "min": min, "max": max, "abs": abs, "len": len, "int": int}
 
 
 class NotConstant(Exception):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +31,10 @@ import numpy as np
 from .consteval import NotConstant, const_eval
 from .errors import NTPTError
 from .ir import Decl, LearnFn, RuntimeFn
+from .limits import over
 from .runtime_eval import runtime_function
 
 DECL_KINDS = ("Param", "Var", "Input", "Output")
-MAX_TABLE = 4_000_000  # entries of a tabulated @Runtime function
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Frontend:
         self.out = ModuleLevel(filename=filename, hypers={})
         self.tree = tree
         self.python_fns: dict[str, Any] = {}  # @Runtime bodies, callable from later ones
+        self.elements = 0  # values declared so far (see limits.MAX_ELEMENTS)
 
     def error(self, message: str, node: ast.AST | None) -> NTPTError:
         return NTPTError(message, filename=self.filename, line=getattr(node, "lineno", None))
@@ -70,10 +72,17 @@ class Frontend:
         except (ArithmeticError, TypeError, ValueError) as exc:
             raise self.error(f"cannot evaluate {what}: {exc}", node) from None
 
-    def size(self, node: ast.AST, what: str, minimum: int = 1) -> int:
+    def size(self, node: ast.AST, what: str, minimum: int = 1, bound: str | None = None) -> int:
+        """A constant integer >= ``minimum`` (and within the limit ``bound``, when given)."""
         value = self.const(node, what)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.error(f"{what} must be an integer >= {minimum}, got {value!r}", node)
+        return self.within(bound, value, what, node) if bound else value
+
+    def within(self, bound: str, value: int, what: str, node: ast.AST | None) -> int:
+        """``value``, or a one-line error when it exceeds the limit ``bound`` (limits.py)."""
+        if (message := over(bound, value)) is not None:
+            raise self.error(f"{what} is {message}", node)
         return value
 
     # ------------------------------------------------------------------ statements
@@ -202,7 +211,10 @@ class Frontend:
                     raise self.error(f"only Inputs can hold Tensors, not {kind} '{name}'", call)
                 tensor_shape, size = self.tensor_dims(arg.args, name, arg), 0
             else:
-                size = self.size(arg, f"the range of {kind} '{name}'")
+                size = self.size(arg, f"the range of {kind} '{name}'", bound="MAX_RANGE")
+        self.elements += math.prod(shape) * (size or math.prod(tensor_shape))
+        self.within("MAX_ELEMENTS", self.elements, f"the number of values declared up to '{name}' "
+                    "(array elements x range, or x tensor size)", call)
         self.out.decls[name] = Decl(name, kind, size, shape, call.lineno, tensor_shape)
 
     def tensor_dims(self, args: list[ast.expr], name: str, node: ast.AST) -> tuple[int, ...]:
@@ -241,13 +253,12 @@ class Frontend:
         if not isinstance(arg_sizes, tuple) or not all(isinstance(a, int) and a >= 1 for a in arg_sizes):
             raise self.error(f"@Runtime of '{fn.name}': the argument ranges must be a list of "
                              "positive integers", deco)
-        size = self.size(deco.args[1], f"the result range of '{fn.name}'")
+        size = self.size(deco.args[1], f"the result range of '{fn.name}'", bound="MAX_RANGE")
         if len(fn.args.args) != len(arg_sizes):
             raise self.error(f"'{fn.name}' takes {len(fn.args.args)} arguments but @Runtime "
                              f"declares {len(arg_sizes)} ranges", fn)
-        if int(np.prod(arg_sizes)) > MAX_TABLE:
-            raise self.error(f"'{fn.name}' has {int(np.prod(arg_sizes))} argument combinations, "
-                             f"more than {MAX_TABLE} can be tabulated", fn)
+        self.within("MAX_TABLE", math.prod(arg_sizes), f"the table of '{fn.name}' (the product of "
+                    "its argument ranges)", fn)
         python = self.python_fns[fn.name] = self.python_function(fn)
         table = np.empty(arg_sizes, dtype=np.int64)
         for args in itertools.product(*(range(n) for n in arg_sizes)):
@@ -278,11 +289,11 @@ class Frontend:
             if _is_call(d, "Tensor"):
                 dims.append(self.tensor_dims(d.args, fn.name, d))
             else:
-                dims.append(self.size(d, f"an argument range of '{fn.name}'"))
+                dims.append(self.size(d, f"an argument range of '{fn.name}'", bound="MAX_RANGE"))
         if _is_call(deco.args[1], "Tensor"):
             raise self.error(f"'{fn.name}': @Learn functions returning Tensors are not supported; "
                              "return an integer range", deco)
-        size = self.size(deco.args[1], f"the result range of '{fn.name}'")
+        size = self.size(deco.args[1], f"the result range of '{fn.name}'", bound="MAX_RANGE")
         hidden: tuple[int, ...] = ()
         for kw in deco.keywords:
             if kw.arg != "hid_sizes":
@@ -293,7 +304,11 @@ class Frontend:
         if len(fn.args.args) != len(dims):
             raise self.error(f"'{fn.name}' takes {len(fn.args.args)} arguments but @Learn "
                              f"declares {len(dims)}", fn)
-        return LearnFn(fn.name, tuple(dims), size, tuple(hidden), fn.lineno)
+        learn = LearnFn(fn.name, tuple(dims), size, tuple(hidden), fn.lineno)
+        widths = (learn.in_features, *hidden, size)
+        self.within("MAX_ELEMENTS", sum(a * b for a, b in itertools.pairwise(widths)),
+                    f"the number of weights of net '{fn.name}'", deco)
+        return learn
 
 
 def _call_name(node: ast.AST) -> str | None:

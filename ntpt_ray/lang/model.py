@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .consteval import NotConstant, const_eval
 from .errors import NTPTError
-from .frontend import Frontend, _target_names, declared_hypers
+from .frontend import Frontend, ModuleLevel, _target_names, declared_hypers
 from .ir import Block, Decl, LearnFn, RuntimeFn, Slot
 from .unroll import Unroller, read_slots, used_nets
 
@@ -86,6 +86,7 @@ class Model:
         except SyntaxError as exc:
             raise NTPTError(f"syntax error: {exc.msg}", filename=filename, line=exc.lineno) from None
         self._compiled: dict[tuple[tuple[str, int], ...], CompiledModel] = {}
+        self._modules: dict[tuple[tuple[str, int], ...], ModuleLevel] = {}
         self.free_hypers: tuple[str, ...] = tuple(dict.fromkeys(declared_hypers(self.tree)))
         # compiling the defaults checks the whole source
         self.hypers = _known_hypers(self.tree) if self.free_hypers else self.compile().hypers
@@ -99,11 +100,19 @@ class Model:
             raise NTPTError(f"cannot read model: {exc.strerror}", filename=str(path)) from None
         return cls(source, filename=str(path))
 
+    def module(self, **hypers: int) -> ModuleLevel:
+        """The module level for ``hypers``: declarations and tabulated functions, nothing
+        unrolled (cached)."""
+        key = tuple(sorted(hypers.items()))
+        if key not in self._modules:
+            self._modules[key] = Frontend(self.tree, self.filename, hypers).run()
+        return self._modules[key]
+
     def compile(self, **hypers: int) -> CompiledModel:
         """Compile for ``hypers`` (overriding the source's defaults); results are cached."""
         key = tuple(sorted(hypers.items()))
         if key not in self._compiled:
-            module = Frontend(self.tree, self.filename, hypers).run()
+            module = self.module(**hypers)
             unroller = Unroller(module)
             body = unroller.run()
             if not any(d.kind == "Output" for d in module.decls.values()):

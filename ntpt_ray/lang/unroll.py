@@ -56,6 +56,7 @@ from .ir import (
     block_nodes,
     slot_name,
 )
+from .limits import limit, over
 
 _ORDER_OPS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
               ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
@@ -96,6 +97,8 @@ class Unroller:
         self.styles: dict[str, int] = {}  # how Outputs are written (set_to / halt_with): first line
         self.random_depth = 0  # arms of branches on random values around the current statement
         self.inlining: list[str] = []
+        self.unrolled = 0  # statements, loop iterations and read options so far
+        self.max_unrolled = limit("MAX_UNROLLED")
 
     def error(self, message: str, node: ast.AST | int | None) -> NTPTError:
         line = node if isinstance(node, int) else getattr(node, "lineno", None)
@@ -123,6 +126,14 @@ class Unroller:
 
     # ------------------------------------------------------------------ statements
 
+    def grow(self, n: int, node: ast.AST) -> None:
+        """Count ``n`` more unrolled items (a statement, loop iterations, read options): a
+        one-line error at ``node`` past the limit, before any of them is built."""
+        self.unrolled += n
+        if self.unrolled > self.max_unrolled:
+            message = over("MAX_UNROLLED", self.unrolled, bound=self.max_unrolled)
+            raise self.error(f"the unrolled program grows to {message}", node)
+
     def block(self, stmts: list[ast.stmt]) -> Block:
         out: Block = []
         for stmt in stmts:
@@ -130,6 +141,7 @@ class Unroller:
         return out
 
     def statement(self, stmt: ast.stmt, out: Block) -> None:
+        self.grow(1, stmt)
         if isinstance(stmt, ast.Pass) or _is_docstring(stmt):
             return
         if isinstance(stmt, ast.Expr):
@@ -245,6 +257,9 @@ class Unroller:
         except NotConstant:
             raise self.error("unbounded loop: the range of a for loop must be a compile-time "
                              "constant (hyper-parameters and loop counters only)", stmt) from None
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise self.error(f"cannot evaluate the range of the loop: {exc}", stmt) from None
+        self.grow(len(values), stmt)
         saved = self.lookup(stmt.target.id)
         for value in values:
             self.bind(stmt.target.id, value, stmt)
@@ -489,8 +504,9 @@ class Unroller:
         if op in (ast.In, ast.NotIn):
             expr = self.integer(left, "the left side of 'in'")
             try:
-                values = set(const_eval(right, self.scope))
-            except (NotConstant, TypeError):
+                values = const_eval(right, self.scope)
+                values = values if isinstance(values, range) else set(values)
+            except (NotConstant, TypeError, ValueError):
                 raise self.error("the right side of 'in' must be a constant tuple", node) from None
             inside = op is ast.In
             return self.test(expr, lambda v: (v in values) == inside, node)
@@ -615,6 +631,7 @@ class Unroller:
             slot = (name, tuple(index))
             self.check_assigned(decl, slot, node)
             return Read(slot, decl.size, decl.kind)
+        self.grow(int(np.prod([e.size for e in random], dtype=object)), node)
         options = []
         for values in itertools.product(*(range(e.size) for e in random)):
             it = iter(values)

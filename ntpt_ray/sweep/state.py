@@ -1,7 +1,8 @@
 """The durable state of one sweep, kept beside the program store so ``--resume`` can continue.
 
 ``<store>/sweeps/<sweep id>/`` holds ``state.json`` (the spec, every finished restart's
-outcome, the library versions, the time spent so far), ``library-v<k>.pt`` for each library
+outcome, when each restart started and finished and on which actor, the library versions, the
+time spent so far), ``library-v<k>.pt`` for each library
 version, ``driver.lock`` (held by the driver running the sweep, naming its pid and host) and,
 after an actor's error, ``errors.log`` (its traceback). Every change of the state is an atomic
 rewrite, so a crash of any process leaves the last complete state. Restarts that were training
@@ -48,6 +49,16 @@ class LibraryRecord:
 
 
 @dataclass
+class RestartTime:
+    """When a restart ran (seconds into the sweep, over all its sessions) and where."""
+
+    started: float
+    finished: float | None  # None while it runs (or if its session died: it runs again)
+    actor: str  # "pid <n>" of the actor that ran it
+    session: int  # 1 for the sweep's first session
+
+
+@dataclass
 class SweepState:
     """What a sweep has finished; written after every finished restart."""
 
@@ -57,10 +68,20 @@ class SweepState:
     libraries: list[LibraryRecord] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the sweep's sessions, the running one so far included
     sessions: int = 0  # sessions started, the running one included
+    times: dict[int, RestartTime] = field(default_factory=dict)  # restart -> its latest run
 
     @property
     def verified(self) -> int:
         return sum(outcome == "verified" for outcome in self.outcomes.values())
+
+    def restart_started(self, restart: int, at: float, actor: str) -> None:
+        """Restart ``restart`` started ``at`` seconds into the sweep on ``actor`` (a re-run
+        after its actor was lost replaces the earlier start)."""
+        self.times[restart] = RestartTime(round(at, 3), None, actor, self.sessions)
+
+    def restart_finished(self, restart: int, at: float) -> None:
+        if restart in self.times:
+            self.times[restart].finished = round(at, 3)
 
 
 class SweepDirectory:
@@ -88,9 +109,10 @@ class SweepDirectory:
             outcomes = {int(k): v for k, v in data["outcomes"].items()}
             if not set(outcomes.values()) <= {"verified", "failed"}:
                 raise ValueError(f"an outcome other than 'verified' or 'failed' in {sorted(set(outcomes.values()))}")
+            times = {int(k): RestartTime(**v) for k, v in data.get("times", {}).items()}  # older: none
             return SweepState(data["sweep"], dict(data["spec"]), outcomes,
                               [LibraryRecord(**lib) for lib in data["libraries"]],
-                              float(data["seconds"]), int(data["sessions"]))
+                              float(data["seconds"]), int(data["sessions"]), times)
         except (AttributeError, TypeError, ValueError) as exc:
             raise BadFile(f"{file}: not a sweep state: {exc}") from None
 

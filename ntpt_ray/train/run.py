@@ -60,8 +60,9 @@ def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: T
     seeds = restart_seeds(seed, restarts)
     best_score: tuple | None = None
     for start in range(0, restarts, vectorise):
+        # each restart's batches come from its own seed (as in a sweep), whatever its chunk
         chunk = RestartBatch(problem, seeds[start:start + vectorise], config, library=library,
-                             verifier=verifier, data_seed=seeds[start], data_dir=data_dir)
+                             verifier=verifier, data_dir=data_dir)
         began = time.perf_counter()
         chunk.train(on_step)
         summary.train_seconds += time.perf_counter() - began
