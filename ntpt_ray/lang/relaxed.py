@@ -7,6 +7,12 @@ them. ``z.set_to(f(x, y))`` contracts the marginals with the indicator tensor of
 Each Output element comes back as ``[R, B, size]``: a distribution for an Output set with
 ``set_to``; for a model that halts, the mass that halted with each value (summing to the
 probability of halting).
+
+Two implementations compute the same values (to float rounding): :class:`RelaxedInterpreter`,
+the reference (one dense contraction per ``@Runtime`` call, one host sync per branch arm), and
+:class:`FastRelaxedInterpreter` (the default, see ``PATHS``), which decides arm liveness once per
+compiled model, contracts ``@Runtime`` tables through their index structure and merges each
+branch in one product.
 """
 
 from __future__ import annotations
@@ -142,7 +148,258 @@ def _batch_size(inputs: Mapping[str, torch.Tensor]) -> int:
 
 
 def run_relaxed(model: CompiledModel, param_probs: Mapping[str, torch.Tensor], library,
-                inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+                inputs: Mapping[str, torch.Tensor], path: str = "fast") -> dict[str, torch.Tensor]:
     """Output marginals ``{output: [R, B, size]}``; in a model that halts they sum to the
-    probability of halting, else to 1."""
-    return RelaxedInterpreter(model, param_probs, library, inputs).run()
+    probability of halting, else to 1. ``path``: a key of ``PATHS``."""
+    return relaxed_class(path)(model, param_probs, library, inputs).run()
+
+
+# ----------------------------------------------------------------------------- the fast path
+
+
+class _Support(Interpreter):
+    """Static analysis for :class:`FastRelaxedInterpreter`: which values each expression can
+    take with non-zero probability (a bool mask over its range), whatever the Params and inputs.
+
+    A weight is ``(may be non-zero, may be below one)``; an arm whose weight is never non-zero
+    is dead on every batch, exactly (its relaxed weight is a sum of products with zeros).
+    ``live[id(branch)]`` records each visited branch's live arms; a branch inside a dead arm is
+    never visited (nor run).
+    """
+
+    def __init__(self, model: CompiledModel):
+        super().__init__(model, {}, None, {})
+        self.live: dict[int, tuple[bool, ...]] = {}
+
+    def const(self, value, size):
+        mask = np.zeros(size, dtype=bool)
+        mask[value] = True
+        return mask
+
+    def param(self, slot):
+        return np.ones(self.model.decls[slot[0]].size, dtype=bool)
+
+    input = param
+
+    def tensor(self, slot):
+        return None
+
+    def fit(self, value, size):
+        return np.pad(value, (0, size - len(value))) if len(value) < size else value
+
+    def soft_read(self, index, index_sizes, options, size):
+        out = np.zeros(size, dtype=bool)
+        for combo, option in zip(np.ndindex(*index_sizes), options):
+            if all(i[v] for i, v in zip(index, combo)):
+                out = _union(out, option)
+        return out
+
+    def call(self, fn, args):
+        values = fn.table[np.ix_(*(np.flatnonzero(a[:n]) for a, n in zip(args, fn.arg_sizes)))]
+        out = np.zeros(fn.size, dtype=bool)
+        out[values.ravel()] = True
+        return out
+
+    def apply_net(self, fn, args):
+        return np.ones(fn.size, dtype=bool)
+
+    def test(self, value, mask):
+        mask = np.asarray(mask)
+        value = value[:len(mask)]
+        return bool((value & mask).any()), bool((value & ~mask).any())
+
+    def same(self, a, b):
+        n = min(len(a), len(b))
+        overlap = bool((a[:n] & b[:n]).any())
+        return overlap, not (overlap and a.sum() == 1 and b.sum() == 1)
+
+    def always(self):
+        return True, False
+
+    def both(self, a, b):
+        return a[0] and b[0], a[1] or b[1]
+
+    def negate(self, w):
+        return w[1], w[0]
+
+    def possible(self, w) -> bool:
+        return w[0]
+
+    def merge(self, weights, values):
+        out = values[0]
+        for v in values[1:]:
+            out = _union(out, v)
+        return out
+
+    def branch(self, br, env, path):
+        weights = self.arm_weights(br, env)
+        self.live[id(br)] = tuple(self.possible(w) for w in weights)
+        super().branch(br, env, path)
+
+    def emit(self, slot, value, path):
+        pass
+
+    def output(self, slot, env):
+        return None
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    n = max(len(a), len(b))
+    return np.pad(a, (0, n - len(a))) | np.pad(b, (0, n - len(b)))
+
+
+class Plan:
+    """What the fast path derives once per compiled model: ``live[id(branch)]``, the live arms
+    of each branch (:class:`_Support`), and its constant tensors, made once per device."""
+
+    def __init__(self, model: CompiledModel):
+        support = _Support(model)
+        support.run()
+        self.live = support.live
+        self.tensors: dict[tuple, torch.Tensor] = {}
+
+    def tensor(self, key: tuple, device: torch.device, make) -> torch.Tensor:
+        """The constant ``make()`` for ``key`` (unique within the model) on ``device``."""
+        full = (*key, device)
+        tensor = self.tensors.get(full)
+        if tensor is None:
+            tensor = self.tensors[full] = make().to(device)
+        return tensor
+
+
+_PLANS: dict[int, tuple[CompiledModel, Plan]] = {}
+
+
+def plan(model: CompiledModel) -> Plan:
+    """The :class:`Plan` of a compiled model, made on first use (kept while it is cached)."""
+    hit = _PLANS.get(id(model))
+    if hit is None or hit[0] is not model:
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        hit = _PLANS[id(model)] = (model, Plan(model))
+    return hit[1]
+
+
+class FastRelaxedInterpreter(RelaxedInterpreter):
+    """The relaxed back-end with the reference's values and fewer, cheaper tensor operations.
+
+    * Arm liveness comes from the model's :class:`Plan` (no host sync per arm); the path weight is
+      carried only into arms that may halt.
+    * Each Param and Input element is read (indexed, one-hot encoded) once per run, and
+      constants and tables are made once per model and device.
+    * A subject branch gets every arm weight from one product; each branch merges all it assigns
+      in one batched product, and a random-index read is one product over its options.
+    """
+
+    def __init__(self, model: CompiledModel, params: Mapping[str, torch.Tensor], library,
+                 inputs: Mapping[str, torch.Tensor]):
+        super().__init__(model, params, library, inputs)
+        tensors = [*params.values(), *inputs.values()]
+        self.device = tensors[0].device if tensors else torch.device("cpu")
+        self.plan = plan(model)
+        self.live = self.plan.live
+        self.alive = torch.ones((), device=self.device)
+        self.pending = torch.zeros((), device=self.device)
+        self.reads: dict[Slot, torch.Tensor] = {}  # Param and Input elements, read once per run
+
+    def param(self, slot: Slot) -> torch.Tensor:
+        if slot not in self.reads:
+            self.reads[slot] = super().param(slot)
+        return self.reads[slot]
+
+    def input(self, slot: Slot) -> torch.Tensor:
+        if slot not in self.reads:
+            self.reads[slot] = super().input(slot)
+        return self.reads[slot]
+
+    def const(self, value: int, size: int) -> torch.Tensor:
+        return self.plan.tensor(("one_hot", value, size), self.device, lambda: _one_hot(value, size))
+
+    def always(self) -> torch.Tensor:
+        return self.plan.tensor(("one",), self.device, lambda: torch.ones(()))
+
+    def call(self, fn: RuntimeFn, args: list[torch.Tensor]) -> torch.Tensor:
+        table = self.plan.tensor(("indicator", fn.name), self.device,
+                                 lambda: F.one_hot(torch.from_numpy(fn.table), fn.size).float())
+        if len(args) == 1:
+            return args[0] @ table
+        outer = args[0]
+        for a in args[1:-1]:
+            outer = (outer.unsqueeze(-1) * a.unsqueeze(-2)).flatten(-2)
+        head = table.reshape(-1, fn.arg_sizes[-1] * fn.size)
+        mixed = (outer @ head).unflatten(-1, (fn.arg_sizes[-1], fn.size))
+        return (args[-1].unsqueeze(-2) @ mixed).squeeze(-2)
+
+    def test(self, value: torch.Tensor, mask) -> torch.Tensor:
+        return value @ self.plan.tensor(("mask", mask), self.device, lambda: _mask(mask))
+
+    def soft_read(self, index, index_sizes, options, size):
+        weight = index[0]
+        for i in index[1:]:
+            weight = (weight.unsqueeze(-1) * i.unsqueeze(-2)).flatten(-2)
+        options = [self.fit(o, size) for o in options]
+        lead = _lead(o.shape[:-1] for o in options)
+        stacked = torch.stack([o.expand(*lead, o.shape[-1]) for o in options])
+        return (stacked * weight.movedim(-1, 0).unsqueeze(-1)).sum(0)
+
+    def branch(self, br, env, path) -> None:
+        live = self.live[id(br)]
+        arms = [k for k, alive in enumerate(live) if alive]
+        if br.subject is not None:
+            value = self.eval(br.subject, env)
+            masks = tuple(br.masks[k] for k in arms)
+            table = self.plan.tensor(("masks", masks), self.device,
+                                     lambda: torch.tensor(masks, dtype=torch.float32).T.contiguous())
+            weights = (value @ table).movedim(-1, 0)  # [arms, ...]
+        else:
+            every = self.arm_weights(br, env)
+            lead = _lead(every[k].shape for k in arms)
+            weights = torch.stack([every[k].expand(lead) for k in arms])
+        layers = []
+        for n, k in enumerate(arms):
+            layer = env.new_child()
+            self.block(br.arms[k][1], layer, self.both(path, weights[n]) if br.emits else None)
+            layers.append(layer.maps[0])
+        if not br.assigns:
+            return
+        shape = (*weights.shape, 1)
+        weights = weights.reshape(shape)  # [arms, *lanes, 1]
+        for slot, _ in br.assigns:
+            values = [layer[slot] for layer in layers]
+            if len(values) == 1:
+                env[slot] = weights[0] * values[0]
+                continue
+            lead = _lead([shape[1:-1], *(v.shape[:-1] for v in values)])
+            stacked = torch.stack([v.expand(*lead, v.shape[-1]) for v in values])
+            env[slot] = (stacked * weights).sum(0)
+
+    def end_of_statement(self) -> None:
+        self.alive = self.alive * (1 - self.pending).clamp(min=0)
+        self.pending = torch.zeros((), device=self.device)
+
+    def output(self, slot: Slot, env) -> torch.Tensor:
+        if self.model.halts and slot not in self.out:
+            size = self.model.decls[slot[0]].size
+            return torch.zeros(self.restarts, self.batch, size, device=self.device)
+        return super().output(slot, env)
+
+
+def _lead(shapes) -> tuple[int, ...]:
+    """The broadcast of shapes (of lanes: each dimension 1 or one common size)."""
+    shapes = list(shapes)
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    return tuple(max(d) for d in zip(*padded))
+
+
+PATHS: dict[str, type[RelaxedInterpreter]] = {"reference": RelaxedInterpreter,
+                                              "fast": FastRelaxedInterpreter}
+"""The relaxed back-ends by name: ``reference`` is the oracle the fast one is tested against."""
+
+
+def relaxed_class(path: str) -> type[RelaxedInterpreter]:
+    """The interpreter of relaxed path ``path`` (``reference`` or ``fast``)."""
+    try:
+        return PATHS[path]
+    except KeyError:
+        raise ValueError(f"unknown relaxed path {path!r}; known: {', '.join(PATHS)}") from None

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..lang.ir import LearnFn, Slot
-from ..lang.relaxed import RelaxedInterpreter, run_relaxed
+from ..lang.relaxed import PATHS, relaxed_class, run_relaxed
 from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
 from ..problems import Problem
 from ..tasks import UNOBSERVED, Examples, relaxed_correct
@@ -42,12 +42,15 @@ class RestartResult:
 
 class RestartBatch:
     """R restarts of ``problem`` (one per seed) trained in lock-step, each on batches from its
-    own stream: restart ``seed``'s k-th batch depends on ``(data_seed, seed, k)`` alone."""
+    own stream: restart ``seed``'s k-th batch depends on ``(data_seed, seed, k)`` alone.
+    ``path`` picks the relaxed back-end (``fast``, or the ``reference`` it is tested against)."""
 
     def __init__(self, problem: Problem, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
                  *, library: LibrarySnapshot | None = None, verifier: Verifier | None = None,
-                 data_seed: int = 0, data_dir=None):
+                 data_seed: int = 0, data_dir=None, path: str = "fast"):
         self.problem = problem
+        self.path = path
+        self._per_restart = _PER_RESTART[relaxed_class(path)]
         self.seeds = list(seeds)
         self.config = config
         self.data_dir = data_dir
@@ -116,7 +119,7 @@ class RestartBatch:
     def outputs(self, examples: Examples) -> dict[str, torch.Tensor]:
         """Output element marginals ``{name: [R, B, size]}`` of the relaxed model on examples
         shared by every restart."""
-        return run_relaxed(self._model(examples), self.probs(), self.library, examples.inputs)
+        return run_relaxed(self._model(examples), self.probs(), self.library, examples.inputs, self.path)
 
     def _model(self, examples: Examples):
         hypers = examples.hypers
@@ -149,7 +152,8 @@ class RestartBatch:
             return 0.0
         nll = torch.zeros(self.restarts)
         for examples, mask in self._batches():
-            outputs = _PerRestart(self._model(examples), self.probs(), self.library, examples.inputs).run()
+            outputs = self._per_restart(self._model(examples), self.probs(), self.library,
+                                        examples.inputs).run()
             nll = nll + torch.where(mask, _per_restart_nll(outputs, examples), 0.0)
         fraction = torch.from_numpy(self.steps_done / max(cfg.steps - 1, 1)).float()
         weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction  # [R]
@@ -224,8 +228,9 @@ def _per_restart_nll(outputs: dict[str, torch.Tensor], examples: Examples) -> to
     return total / target.shape[1]
 
 
-class _PerRestart(RelaxedInterpreter):
-    """The relaxed back-end on examples of each restart's own: every input ``[R, B, ...]``."""
+class _PerRestart:
+    """The relaxed back-end on examples of each restart's own: every input ``[R, B, ...]``
+    (a mixin over one of the relaxed interpreters)."""
 
     def __init__(self, model, params, library, inputs):
         super().__init__(model, params, library, inputs)
@@ -246,3 +251,8 @@ class _PerRestart(RelaxedInterpreter):
         x = torch.cat([a.reshape(shape).float() if isinstance(dim, tuple) else a.expand(shape)
                        for a, dim in zip(args, fn.arg_dims)], dim=-1)
         return self.library.nets[fn.name](x).softmax(-1)
+
+
+_PER_RESTART: dict[type, type] = {
+    base: type(f"_PerRestart{base.__name__}", (_PerRestart, base), {})
+    for base in PATHS.values()}

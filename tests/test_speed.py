@@ -1,0 +1,101 @@
+"""The fast relaxed path computes what the reference does: the same loss and gradients on every
+shipped model (and on TerpreT's, through the tasks layer), and arm liveness decided statically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ntpt_ray.lang.model import Model
+from ntpt_ray.lang.relaxed import PATHS, plan, relaxed_class, run_relaxed
+from ntpt_ray.problems import file_problem, problem
+from ntpt_ray.train.config import TrainConfig
+from ntpt_ray.train.restarts import RestartBatch
+from ntpt_ray.train.verify import Verifier
+
+TERPRET = Path(__file__).resolve().parents[2] / "shared" / "terpret"
+needs_terpret = pytest.mark.skipif(not TERPRET.is_dir(), reason=f"TerpreT's models are not at {TERPRET}")
+CONFIG = TrainConfig(steps=4, batch_size=4, val_size=4, test_size=4)
+
+
+def _steps(prob, steps: int = 2) -> dict[str, tuple[list[float], dict[str, torch.Tensor]]]:
+    """Per path: the losses of ``steps`` steps of 3 restarts and the gradients of the last."""
+    out = {}
+    verifier = Verifier(prob, val_size=1, test_size=1)  # unused: built once, not per path
+    for path in PATHS:
+        batch = RestartBatch(prob, [0, 1, 2], CONFIG, path=path, verifier=verifier)
+        losses = [batch.step() for _ in range(steps)]
+        grads = {f"param {n}": p.grad.clone() for n, p in batch.params.logits.items()}
+        if prob.perceptual:
+            grads.update({f"net {n}": p.grad.clone() for n, p in batch.library.nets.named_parameters()
+                          if p.grad is not None})
+        out[path] = (losses, grads)
+    return out
+
+
+def _assert_same(prob) -> None:
+    ran = _steps(prob)
+    (ref_losses, ref_grads), (fast_losses, fast_grads) = ran["reference"], ran["fast"]
+    assert fast_losses == pytest.approx(ref_losses, rel=1e-5, abs=1e-6)
+    assert set(fast_grads) == set(ref_grads) and ref_grads
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)  # float32 rounding
+    assert any(bool(g.abs().sum() > 0) for g in ref_grads.values())  # a real gradient was compared
+
+
+@pytest.mark.parametrize("task", ["math", "add2x2:top", "apply2x2:left"])
+def test_fast_and_reference_paths_agree_on_the_shipped_models(task):
+    _assert_same(problem(task))
+
+
+def test_fast_and_reference_paths_agree_with_learned_nets():
+    _assert_same(problem("add2x2:top", perceptual=True))
+
+
+@needs_terpret
+@pytest.mark.parametrize("model, data", [("test1", "test1"), ("turing", "turing_invert"),
+                                         ("circuit", "circuit_swap"), ("basic_block", "basic_block_access")])
+def test_fast_and_reference_paths_agree_on_terpret_models(model, data):
+    prob = file_problem(TERPRET / "models" / f"{model}.py", TERPRET / "data" / f"{data}_data.json",
+                        TERPRET / "data" / f"{data}_hypers.json")
+    _assert_same(prob)
+
+
+BRANCHY = """
+x = Input(4)
+y = Output(4)
+c = Param(2)
+s = Var(4)
+s.set_to(2)
+with s as v:
+    if v == 0:
+        y.set_to(x)
+    elif v == 1:
+        y.set_to(1)
+    else:
+        if c == 0:
+            y.set_to(x)
+        else:
+            y.set_to(3)
+"""
+
+
+def test_arm_liveness_is_decided_once_from_the_values_an_expression_can_take():
+    model = Model(BRANCHY, "branchy.py").compile()
+    live = plan(model).live
+    outer = next(stmt for stmt in model.body if hasattr(stmt, "arms"))
+    assert live[id(outer)] == (False, False, True, False)  # one arm per value; s is the constant 2
+    assert sorted(live.values()) == [(False, False, True, False), (True, True)]  # c is learned
+    assert plan(model) is plan(model)
+    probs = {"c": torch.tensor([[0.25, 0.75]])}
+    inputs = {"x": torch.tensor([0, 3])}
+    fast, ref = (run_relaxed(model, probs, None, inputs, path)["y"] for path in ("fast", "reference"))
+    torch.testing.assert_close(fast, ref)
+    assert fast[0, 1].tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_an_unknown_path_is_one_clear_error():
+    with pytest.raises(ValueError, match="unknown relaxed path 'quick'; known: reference, fast"):
+        relaxed_class("quick")
