@@ -70,6 +70,7 @@ class ProgramRecord:
     found_at: str
     seconds_into_sweep: float
     program_hash: str = ""  # program_hash(program); computed by the store if empty
+    method: str = "gradient"  # the search method that found it: gradient, random, enumerate, smt
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,6 +30,9 @@ def sweep(
         help="Program store (default: $NTPT_STORE, else the spec's \\[output] store).")] = None,
     actors: Annotated[int | None, typer.Option(help="Actors (default: the spec's).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the spec's \\[restarts] seed.")] = None,
+    method: Annotated[str | None, typer.Option(
+        help="Search method: gradient, random, enumerate or smt (default: the spec's \\[search] "
+             "method; the discrete ones need a symbolic problem).")] = None,
     plot: Annotated[bool, typer.Option(
         "--plot", help="At the end, draw the sweep's curves and restarts/min.")] = False,
     data_dir: DataDir = None,
@@ -42,6 +45,8 @@ def sweep(
         spec = load_spec(spec_file(spec_ref))
         if seed is not None:
             spec = spec.model_copy(update={"restarts": spec.restarts.model_copy(update={"seed": seed})})
+        if method is not None:
+            spec = with_method(spec, method)
     except SpecError as exc:
         fail(str(exc))
     if actors is not None and actors < 1:
@@ -51,8 +56,14 @@ def sweep(
 
     def show(p) -> None:
         progress.start()
+        if spec.search.method != "gradient":
+            progress.update(bar, total=p.total)  # enumerate: the shards of the space
+            space = f" of {p.space:,} ({p.examined / p.space:.2%})" if p.space else ""
+            searched = f"examined {p.examined:,}{space}  "
+        else:
+            searched = f"best val acc {p.best_accuracy:.2f}  "
         progress.update(bar, completed=p.done, status=(
-            f"running {p.running}  best val acc {p.best_accuracy:.2f}  verified {p.verified}  "
+            f"running {p.running}  {searched}verified {p.verified}  "
             f"{p.restarts_per_minute:.1f} restarts/min  library v{p.library_version}  "
             f"actors {p.actors}" + (f" (lost {p.lost_actors})" if p.lost_actors else "")))
 
@@ -67,14 +78,20 @@ def sweep(
     table = new_table("name", "value", wrap=("value",), show_header=False,
                       title=f"sweep {result.sweep}: stopped by {result.stopped_by}")
     first = result.first_verified_seconds
+    rows = [] if result.method == "gradient" else [
+        ("method", result.method),
+        ("programs examined", f"{result.examined:,} this session" + (
+            f" of {result.space:,} distinct programs" if result.space else ""))]
     for name, value in [
+        *rows,
         ("restarts done", f"{result.done}/{result.total} ({result.restarts_finished} this session)"),
         ("verified programs", f"{result.verified} ({result.success_rate:.1%} of restarts done)"),
         ("time to first verified", "-" if first is None else f"{first:.1f} s"),
         ("wall time", f"{result.seconds:.1f} s (Ray and actors up after {result.startup_seconds:.1f} s)"),
         ("throughput", f"{result.restarts_per_minute:.1f} restarts/min"),
         ("actor time", f"training {result.train_seconds:.1f} s, decoding and verification "
-                       f"{result.verify_seconds:.1f} s"),
+                       f"{result.verify_seconds:.1f} s" if result.method == "gradient" else
+                       f"searching and screening {result.train_seconds:.1f} s"),
         ("coordinator overhead", f"{result.coordinator_seconds:.2f} s "
                                  f"({result.coordinator_seconds / max(result.seconds, 1e-9):.2%})"),
         ("library versions", str(result.library_versions)),
@@ -92,6 +109,15 @@ def sweep(
         console.print(f"first program stored this session: {stored.record.id}")
         console.print(stored.program.listing(), highlight=False)
         console.print(f"`ntpt programs show {stored.record.id}` prints it with its provenance")
+
+
+def with_method(spec, method: str):
+    """``spec`` searched with ``method`` (its ``[search] method`` replaced and checked)."""
+    from ..sweep import parse_spec
+
+    data = spec.model_dump(exclude_none=True)
+    data["search"] = {**data.get("search", {}), "method": method}
+    return parse_spec(data, source=f"--method {method}")
 
 
 def bench_sweep(
@@ -148,3 +174,81 @@ def bench_sweep(
     if out is not None:
         out.write_text(json.dumps({**dataclasses.asdict(bench), "ratio": two / one,
                                    "overhead": bench.overhead}, indent=1))
+
+
+def bench_search(
+    out: Annotated[Path, typer.Option(help="Write every run and the summary here (JSON).")],
+    seeds: Annotated[int, typer.Option(help="Seeds (sweeps) per task and method.")] = 5,
+    budget: Annotated[float, typer.Option(help="Seconds each sweep may run before it stops.")] = 60.0,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "gradient,random,enumerate,smt",
+    tasks: Annotated[str | None, typer.Option(
+        help="Comma-separated tasks (default: math, add2x2:*, apply2x2:* and the TerpreT suite).")] = None,
+    terpret: Annotated[Path | None, typer.Option(
+        help="TerpreT's models/ and data/ (default: ../shared/terpret beside the checkout).")] = None,
+    actors: Annotated[int, typer.Option(help="Actors per sweep.")] = 1,
+) -> None:
+    """Benchmark the search methods: time to the first verified program and programs examined
+    (or restarts), median over seeds, on symbolic MATH, ADD2X2, APPLY2X2 and TerpreT's tasks."""
+    import json
+    import math
+    import shlex
+    import sys
+    from importlib import resources
+
+    import ray
+
+    from ..atomic import atomic_write
+    from ..methods import METHODS
+    from ..methods.bench import run_bench, summarise, task_specs, to_json
+    from ..sweep import SpecError
+    from ..sweep.coordinator import connect
+
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(METHODS))
+    if unknown:
+        fail(f"--methods: unknown {', '.join(unknown)}; allowed: {', '.join(METHODS)}")
+    if seeds < 1 or budget <= 0:
+        fail("--seeds must be >= 1 and --budget > 0")
+    folder = terpret or Path(__file__).resolve().parents[3] / "shared" / "terpret"
+    try:
+        specs = task_specs(Path(str(resources.files("ntpt_ray.search"))), folder if folder.is_dir() else None)
+    except SpecError as exc:
+        fail(str(exc))
+    if tasks is not None:
+        wanted = [t.strip() for t in tasks.split(",") if t.strip()]
+        missing = [t for t in wanted if t not in specs]
+        if missing:
+            fail(f"--tasks: unknown {', '.join(missing)}; allowed: {', '.join(specs)}")
+        specs = {t: specs[t] for t in wanted}
+
+    done = []
+    command = shlex.join(["ntpt", "bench-search", *sys.argv[2:]])
+
+    def show(run) -> None:
+        done.append(run)  # the file holds every run so far: a cut-short benchmark keeps them
+        atomic_write(out, lambda f: json.dump(to_json(done, summarise(done), command), f, indent=1))
+        found = "-" if run.first_verified_seconds is None else f"{run.first_verified_seconds:.1f} s"
+        console.print(f"{run.task} {run.method} seed {run.seed}: first verified {found}, examined "
+                      f"{run.examined:,}, restarts {run.restarts} ({run.stopped_by})", highlight=False)
+
+    connect()
+    try:
+        runs = run_bench(specs, chosen, range(seeds), budget, actors, progress=show)
+    except (SpecError, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        ray.shutdown()
+    rows = summarise(runs)
+    table = new_table("task", "method", "n", "found", "median first verified (s)", "without start-up (s)",
+                      "median examined", "median restarts", "", title=f"search methods, budget {budget:g} s "
+                      f"per sweep ({plural(actors, 'actor')}); '>' where a seed found none in the budget")
+    for r in rows:
+        inf = r["found"] < r["n"] and math.isinf(r["median_first_seconds"])
+        first = f">{budget:g}" if inf else f"{r['median_first_seconds']:.1f}"
+        search = f">{budget:g}" if inf else f"{r['median_search_seconds']:.1f}"
+        table.add_row(r["task"], r["method"], str(r["n"]), str(r["found"]), first, search,
+                      f"{r['median_examined']:,.0f}", f"{r['median_restarts']:g}",
+                      "fastest" if r["fastest"] else "")
+    print_table(table)
+    atomic_write(out, lambda f: json.dump(to_json(runs, rows, command), f, indent=1))
+    console.print(f"wrote {out}")

@@ -98,6 +98,10 @@ def train(
     entropy_end: Annotated[float, typer.Option(help="Entropy weight at the end.")] = TrainConfig.entropy_end,
     beam: Annotated[int, typer.Option(help="Candidate programs decoded per restart.")] = TrainConfig.beam,
     seed: Annotated[int, typer.Option(help="Seed of the run (restart seeds derive from it).")] = 0,
+    method: Annotated[str, typer.Option(
+        help="gradient (train restarts), or a discrete search of a symbolic problem, run until a "
+             "program verifies: random (100,000 programs a restart), enumerate (the whole "
+             "space, restarts ignored) or smt (Z3).")] = "gradient",
     library: Annotated[Path | None, typer.Option(help="Start the nets from this library.pt "
                                                     "(or run directory).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default runs/...).")] = None,
@@ -108,6 +112,8 @@ def train(
     import numpy as np
     import torch
 
+    from ..methods import SearchSettings, check_searchable
+    from ..methods.local import search_restarts
     from ..problems import file_problem, problem
     from ..train.run import save_run, train_restarts
 
@@ -125,6 +131,7 @@ def train(
                 fail("--hypers, --train-batches and --check-batches go with --data")
             prob = problem(task, perceptual=bool(perceptual), model=model, hypers=parse_hypers(hyper))
         prob.compile()
+        check_searchable(method, prob.perceptual)
         prob.train_examples(1, np.random.default_rng(0), data_dir=data_dir)  # data present?
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, library_lr=library_lr,
                              init_scale=init_scale, entropy_start=entropy_start,
@@ -158,14 +165,23 @@ def train(
             verified += sum(r.verified for r in batch.results)
             progress.update(bar, status=f"verified {verified}")
 
+        def on_batch(restart, search):
+            progress.update(bar, completed=restart, status=f"restart {restart}: examined "
+                                                           f"{search.examined:,}")
+
         try:
-            summary = train_restarts(prob, restarts=restarts, vectorise=vectorise, config=config,
-                                     seed=seed, library=snapshot, data_dir=data_dir,
-                                     on_step=on_step, on_chunk=on_chunk)
+            if method == "gradient":
+                summary = train_restarts(prob, restarts=restarts, vectorise=vectorise, config=config,
+                                         seed=seed, library=snapshot, data_dir=data_dir,
+                                         on_step=on_step, on_chunk=on_chunk)
+            else:
+                progress.update(bar, total=None if method == "enumerate" else restarts)
+                summary = search_restarts(prob, SearchSettings(method=method), restarts=restarts,
+                                          config=config, seed=seed, data_dir=data_dir, on_batch=on_batch)
         except (NTPTError, ValueError, FileNotFoundError) as exc:
             fail(str(exc))
     save_run(summary, out)
-    _report(summary, data_dir)
+    _report(summary, data_dir, method)
     console.print(f"saved to {out}")
 
 
@@ -173,15 +189,19 @@ def _names(text: str | None) -> list[str] | None:
     return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _report(summary, data_dir) -> None:
+def _report(summary, data_dir, method: str = "gradient") -> None:
     n = len(summary.results)
     if not summary.problem.task.held_out:
         console.print("(nothing is held out: a verified program fits the training examples; "
                       "give more batches, or --check-batches, to check it on others)")
-    console.print(f"verified programs: {summary.verified} of {plural(n, 'restart')} with a beam of "
-                  f"{summary.config.beam} ({summary.argmax_verified} by argmax alone); "
-                  f"training {summary.train_seconds:.0f} s, decoding and verification "
-                  f"{summary.verify_seconds:.0f} s")
+    if method == "gradient":
+        console.print(f"verified programs: {summary.verified} of {plural(n, 'restart')} with a beam of "
+                      f"{summary.config.beam} ({summary.argmax_verified} by argmax alone); "
+                      f"training {summary.train_seconds:.0f} s, decoding and verification "
+                      f"{summary.verify_seconds:.0f} s")
+    else:
+        console.print(f"{method} search: {summary.verified} verified after {plural(n, 'restart')}, "
+                      f"{summary.verify_seconds:.1f} s of searching and screening")
     if summary.winner is None:
         console.print("no restart found a verified program: try more restarts or steps")
         return

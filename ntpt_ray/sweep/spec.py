@@ -3,9 +3,11 @@
 A spec says what to learn (``[problem]``), how many restarts and how they are packed into
 actors (``[restarts]``), each restart's budget and learning rates (``[train]``), when a restart
 counts as converged (``[convergence]``), how candidates are verified (``[verify]``), when the
-sweep stops (``[stop]``), which neural library it starts from and shares (``[library]``), and
-where verified programs go (``[output]``); ``[tune]`` declares what ``ntpt tune`` may change
-and how its Optuna study runs. ``[problem]`` names a registered task, or a user's task: a
+sweep stops (``[stop]``: a policy, optionally a time limit), which neural library it starts
+from and shares (``[library]``), and where verified programs go (``[output]``); ``[search]``
+picks the search method (gradient descent, or random, exhaustive or SMT search of a symbolic
+problem's discrete programs); ``[tune]`` declares what ``ntpt tune`` may change and how its
+Optuna study runs. ``[problem]`` names a registered task, or a user's task: a
 ``model`` source and ``data`` file (TerpreT's format) with an optional ``hypers`` file, paths
 relative to the spec; their contents are read once, travel to the actors with the spec and are
 hashed into the sweep id. Other relative paths are taken from the current directory.
@@ -39,6 +41,7 @@ from pydantic import (
 )
 
 from ..lang.errors import NTPTError
+from ..methods.base import check_searchable
 from ..problems import Problem, file_problem, problem
 from ..tasks import FileTask, registered_tasks
 from ..train.config import TrainConfig
@@ -50,6 +53,7 @@ MAX_EXAMPLES = 10_000  # [convergence] val_size, [verify] test_size: examples pe
 MAX_BEAM = 65_536  # [verify] beam: candidate programs decoded per restart
 MAX_LENGTH = 64  # each of [verify] test_lengths (MATH: 64 digits take half a minute to compile)
 MAX_HYPER = 100  # each [problem] hypers override (model sizes: digits, registers, steps)
+MAX_SCREEN = 65_536  # [search] batch: programs screened per vectorised batch
 
 
 class SpecError(ValueError):
@@ -84,6 +88,7 @@ BatchSize = _bounded("MAX_BATCH")
 ExampleCount = _bounded("MAX_EXAMPLES")
 BeamWidth = _bounded("MAX_BEAM")
 Length = _bounded("MAX_LENGTH")
+BatchScreen = _bounded("MAX_SCREEN")
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -181,6 +186,25 @@ class VerifySection(_Section):
 class StopSection(_Section):
     policy: Literal["first", "programs", "all"] = "first"
     programs: Positive = 1  # with policy = "programs": stop after this many verified programs
+    seconds: PositiveFloat | None = None  # also stop a session this long after its first actor is up
+
+
+class SearchSection(_Section):
+    """How programs are searched: gradient descent on the relaxed model, or a discrete method
+    (symbolic problems only; see :mod:`ntpt_ray.methods`)."""
+
+    method: Literal["gradient", "random", "enumerate", "smt"] = "gradient"
+    programs: Annotated[int, Field(ge=1, le=10**12)] = 100_000  # random: per restart; enumerate: per shard
+    batch: BatchScreen = 4096  # programs screened per vectorised batch (one actor call)
+    smt_examples: ExampleCount = 4  # training examples the solver starts from
+    smt_rounds: Positive = 64  # solver calls per smt restart (each failure adds an example)
+    smt_timeout: PositiveFloat = 120.0  # seconds per solver call
+
+    def settings(self):
+        """These settings as the :class:`~ntpt_ray.methods.SearchSettings` of a discrete method."""
+        from ..methods import SearchSettings
+
+        return SearchSettings(**self.model_dump())
 
 
 class LibrarySection(_Section):
@@ -273,6 +297,7 @@ class SweepSpec(_Section):
     stop: StopSection = StopSection()
     library: LibrarySection = LibrarySection()
     output: OutputSection = OutputSection()
+    search: SearchSection = SearchSection()
     tune: TuneSection | None = None
     _problem: tuple[str, Problem] | None = PrivateAttr(default=None)
 
@@ -283,6 +308,8 @@ class SweepSpec(_Section):
         into results of the same search."""
         identity = self.model_dump(include={"problem", "train", "convergence", "verify", "library"})
         identity["seed"] = self.restarts.seed
+        if self.search.method != "gradient":  # gradient sweeps keep the ids they had
+            identity["search"] = self.search.model_dump()
         if self.problem.data is not None:
             found = self.build_problem()
             for key in ("model", "data", "hypers"):
@@ -350,6 +377,10 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base: Path | None =
         nets = prob.compile().nets
     except (NTPTError, ValueError) as exc:
         raise SpecError(f"{source}: [problem]: {exc}") from None
+    try:
+        check_searchable(spec.search.method, prob.perceptual)
+    except ValueError as exc:
+        raise SpecError(f"{source}: [search] method: {exc}") from None
     if isinstance(prob.task, FileTask) and spec.verify.test_lengths is not None:
         raise SpecError(f"{source}: [verify] test_lengths: a data file's task is checked on its "
                         "batches; use [problem] check_batches")

@@ -60,6 +60,7 @@ class Checked:
     val_curve: list[tuple[int, float]]
     started_at: float  # time.time() of its first step
     nets: LibrarySnapshot = field(default_factory=dict)  # its library, when verified
+    examined: int = 0  # discrete methods: distinct programs examined (smt: solver models)
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Reply:
     """What one :meth:`RestartWorker.advance` call did."""
 
     accuracy: dict[int, float]  # restart -> latest relaxed validation accuracy
-    steps: dict[int, int]  # restart -> steps taken so far
+    steps: dict[int, int]  # restart -> steps taken so far (discrete methods: programs examined)
     finished: list[int]  # restarts whose budget is now spent (waiting to be verified)
     checked: list[Checked]
     train_seconds: float
@@ -189,3 +190,70 @@ class RestartWorker:
             self.batch.freeze(slot)
             self.assignment.pop(restart)
             self.started.pop(restart)
+
+
+class SearchWorker:
+    """The restart slots of a discrete search method (``[search] method``, see
+    :mod:`ntpt_ray.methods`), driven by the coordinator like :class:`RestartWorker`: each
+    :meth:`advance` examines one batch of programs per running restart and reports a restart
+    as checked (verified, or its budget or shard spent) by itself."""
+
+    def __init__(self, spec: SweepSpec, *, data_dir: str | None = None, threads: int = 1):
+        from ..methods import MethodRunner
+
+        torch.set_num_threads(threads)
+        self.spec = spec
+        self.problem = spec.build_problem()
+        config = spec.train_config()
+        verifier = Verifier(self.problem, val_size=config.val_size, test_size=config.test_size,
+                            seed=spec.restarts.seed, data_dir=data_dir)
+        self.runner = MethodRunner(self.problem, spec.search.settings(), verifier)
+        self.running: dict[int, Any] = {}  # restart -> SearchRestart
+        self.assignment: dict[int, Assignment] = {}
+        self.started: dict[int, float] = {}
+
+    def pid(self) -> int:
+        """The worker's process id (fault-tolerance tests kill it)."""
+        return os.getpid()
+
+    def advance(self, *, start: list[Assignment] = (), verify: list[int] = (), drop: list[int] = (),
+                library: LibraryVersion | None = None) -> Reply:
+        """Drop restarts, start new ones, then examine one batch of each running restart."""
+        for restart in drop:
+            self._release(restart)
+        if len(start) + len(self.running) > self.spec.restarts.per_actor:
+            raise ValueError(f"{len(start)} restarts assigned to "
+                             f"{self.spec.restarts.per_actor - len(self.running)} free slots")
+        for job in start:
+            with _blame([job.restart]):
+                self.running[job.restart] = self.runner.restart(job.restart, job.seed,
+                                                                self.spec.restarts.total)
+            self.assignment[job.restart] = job
+            self.started[job.restart] = time.time()
+        began = time.perf_counter()
+        checked = []
+        for restart, search in list(self.running.items()):
+            with _blame([restart]):
+                search.step()
+            if search.done:
+                checked.append(self._checked(restart, search))
+                self._release(restart)
+        steps = {r: s.examined for r, s in self.running.items()}
+        return Reply({}, steps, [], checked, time.perf_counter() - began, 0.0)
+
+    def _checked(self, restart: int, search) -> Checked:
+        job = self.assignment[restart]
+        verified = search.found is not None
+        values = search.found if verified else {}
+        program = LearnedProgram(self.problem, values, {k: np.ones(np.shape(v)) for k, v in values.items()})
+        details = {"method": self.spec.search.method, "examined": search.examined,
+                   "val_accuracy": 1.0 if verified else None, "test_accuracy": search.test_accuracy,
+                   **search.info}
+        return Checked(restart, job.seed, job.library_version, True, verified, details,
+                       program.to_dict() if verified else None, [], self.started[restart],
+                       examined=search.examined)
+
+    def _release(self, restart: int) -> None:
+        self.running.pop(restart, None)
+        self.assignment.pop(restart, None)
+        self.started.pop(restart, None)
