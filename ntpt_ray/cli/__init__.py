@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from . import lifelong, plots, programs, specs, sweep, training, tune
+from . import generalise, lifelong, plots, programs, simulation, specs, sweep, training, tune
 from .common import console
 
 app = typer.Typer(help="Neural TerpreT: learn verified programs that call neural libraries.",
@@ -29,8 +29,9 @@ def main() -> None:
 
 
 COMMANDS = [training.check, training.train, training.show, training.evaluate, training.bench,
-            training.data, sweep.sweep, sweep.bench_sweep, tune.tune, lifelong.lifelong, specs.specs,
-            plots.plot, programs.run]
+            training.data, sweep.sweep, sweep.bench_sweep, sweep.bench_search,
+            simulation.bench_coordinator, tune.tune, lifelong.lifelong, generalise.generalise,
+            specs.specs, plots.plot, programs.run]
 for command in COMMANDS:
     app.command()(command)  # named after the function, bench_sweep as bench-sweep
 app.add_typer(programs.app, name="programs")

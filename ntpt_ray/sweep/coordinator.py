@@ -28,14 +28,18 @@ from typing import Any
 import numpy as np
 
 from ..cli.common import plural
+from ..methods import space_size
 from ..store import ProgramRecord, ProgramStore, default_store, program_id
 from ..train.run import restart_seeds
 from .convergence import ConvergenceRule
-from .spec import SweepSpec
+from .spec import SweepSpec, limit
 from .state import SweepDirectory, SweepError, SweepState, now_iso, resolve_start_library
-from .worker import Assignment, Checked, LibraryVersion, Reply, RestartFailed, RestartWorker
+from .worker import Assignment, Checked, LibraryVersion, Reply, RestartFailed, RestartWorker, SearchWorker
 
 STARTUP_TIMEOUT = 300.0  # seconds without any live actor before the sweep gives up
+SAVE_EVERY = 1.0  # seconds: a finished restart reaches state.json within this (or SAVE_SHARE's longer)
+SAVE_SHARE = 0.005  # at most this share of the driver's time goes to rewriting state.json
+PROGRESS_EVERY = 0.1  # seconds between progress reports (and one when the sweep stops)
 LOOPBACK = "127.0.0.1"  # where an embedded Ray listens
 COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours in Ray's tracebacks
 
@@ -54,6 +58,8 @@ class SweepProgress:
     actors: int  # live actors
     lost_actors: int
     elapsed: float  # seconds since this session started
+    examined: int = 0  # discrete methods: programs examined, this session's finished and running restarts
+    space: int | None = None  # enumerate: the distinct programs in the whole space
 
 
 @dataclass
@@ -77,6 +83,9 @@ class SweepResult:
     lost_actors: int = 0
     rerun: int = 0  # restarts started again because their actor was lost
     stopped_by: str = ""
+    method: str = "gradient"
+    examined: int = 0  # discrete methods: programs examined by this session's finished restarts
+    space: int | None = None  # enumerate: the distinct programs in the whole space
 
     @property
     def restarts_per_minute(self) -> float:
@@ -93,6 +102,7 @@ class _Actor:
     restarts: set[int] = field(default_factory=set)
     library_version: int = -1  # the newest version it holds
     ready: bool = False
+    name: str = ""  # "pid <n>", from its start-up ping
 
 
 class Coordinator:
@@ -101,11 +111,14 @@ class Coordinator:
     def __init__(self, spec: SweepSpec, store: ProgramStore, directory: SweepDirectory,
                  state: SweepState, *, actors: int, data_dir: str | None,
                  on_progress: Callable[[SweepProgress], None] | None = None,
-                 began: float | None = None):
-        import ray
+                 began: float | None = None, runtime: Any = None):
+        if runtime is None:  # the Ray API; ntpt_ray.sweep.simulation passes simulated actors
+            import ray as runtime
 
-        self.ray = ray
-        self.worker_class = ray.remote(num_cpus=1, max_restarts=0)(RestartWorker)
+        self.ray = runtime
+        self.method = spec.search.method
+        worker = RestartWorker if self.method == "gradient" else SearchWorker
+        self.worker_class = runtime.remote(num_cpus=1, max_restarts=0)(worker)
         self.spec = spec
         self.store = store
         self.directory = directory
@@ -130,9 +143,17 @@ class Coordinator:
         self.idle: list[_Actor] = []  # live actors with nothing to do
         self.result = SweepResult(spec.sweep_id, store.root, total, len(state.outcomes),
                                   state.verified, library_versions=len(state.libraries))
+        self.result.method = self.method
+        if self.method == "enumerate":
+            self.result.space = space_size(spec.build_problem())
+        self.examining: dict[int, int] = {}  # running restart -> programs examined so far
         self.best_accuracy = 0.0
         self.began = time.perf_counter() if began is None else began  # for time.perf_counter()
         self.earlier_seconds = state.seconds  # of the sweep's earlier sessions
+        self.verified_count = state.verified  # kept here: the state's is a sum over its outcomes
+        self.unsaved = False  # finished restarts not yet in state.json
+        self.saved_at = self.progressed_at = -math.inf  # time.perf_counter() of the last ones
+        self.save_seconds = 0.0  # what the last save took
 
     # ---- the loop
 
@@ -157,11 +178,14 @@ class Coordinator:
                                      "cluster have a free CPU? (state is saved; use --resume)")
                 for ref in ready:
                     self._handle(ref)
+                self._save_due()
                 self._progress()
+            self._progress(force=True)
         finally:
             for actor in [*self.actors.values(), *self.idle]:
                 self.ray.kill(actor.handle, no_restart=True)
             self.result.seconds = self._elapsed()
+            self.result.examined += sum(self.examining.values())  # restarts cut short by the stop
             self._save()
         self.result.stopped_by = self._stop_reason()
         self.result.done = len(self.state.outcomes)
@@ -182,7 +206,7 @@ class Coordinator:
             raise self._failed(str(failed) if failed else f"an actor failed: {_last_line(exc)}", exc) from None
         began = time.perf_counter()
         if not actor.ready:  # its start-up ping
-            actor.ready = True
+            actor.ready, actor.name = True, f"pid {reply}"
             if not self.result.startup_seconds:
                 self.result.startup_seconds = time.perf_counter() - self.began
         else:
@@ -193,12 +217,19 @@ class Coordinator:
 
     def _stop_reason(self) -> str:
         stop = self.spec.stop
-        if stop.policy == "first" and self.state.verified >= 1:
+        if stop.policy == "first" and self.verified_count >= 1:
             return "first verified program"
-        if stop.policy == "programs" and self.state.verified >= stop.programs:
+        if stop.policy == "programs" and self.verified_count >= stop.programs:
             return plural(stop.programs, "verified program")
         if not self.pending and len(self.state.outcomes) == self.spec.restarts.total:
+            if self.method == "enumerate":  # every shard of the space is done
+                found = "no program verified" if not self.state.verified else plural(
+                    self.state.verified, "verified program")
+                return f"the whole space of {self.result.space:,} distinct programs examined: {found}"
             return "all restarts done"  # every outcome is one of range(total): see _saved_state
+        started = self.result.startup_seconds  # the limit counts from the first actor's start-up
+        if stop.seconds is not None and started and self._elapsed() - started >= stop.seconds:
+            return f"the time limit of {stop.seconds:g} s"
         return ""
 
     def _failed(self, what: str, exc: Exception) -> SweepError:
@@ -225,6 +256,7 @@ class Coordinator:
             self.pending.appendleft(restart)
             self.curves.pop(restart, None)
             self.last_failed.pop(restart, None)
+            self.examining.pop(restart, None)
             self.finished.discard(restart)
             self.to_verify.discard(restart)
             self.to_drop.discard(restart)
@@ -247,6 +279,7 @@ class Coordinator:
         while self.pending and len(start) < free:
             restart = self.pending.popleft()
             start.append(Assignment(restart, self.seeds[restart], len(self.versions) - 1))
+            self.state.restart_started(restart, self.earlier_seconds + self._elapsed(), actor.name)
             self.curves[restart] = []
         if not (actor.restarts or start):
             self.idle.append(actor)
@@ -266,6 +299,8 @@ class Coordinator:
     def _absorb(self, actor: _Actor, reply: Reply) -> None:
         self.result.train_seconds += reply.train_seconds
         self.result.verify_seconds += reply.verify_seconds
+        if self.method != "gradient":
+            self.examining.update(reply.steps)
         for checked in reply.checked:
             self._checked(actor, checked)
         for restart, accuracy in reply.accuracy.items():
@@ -283,6 +318,8 @@ class Coordinator:
                 self.to_verify.add(restart)
 
     def _checked(self, actor: _Actor, c: Checked) -> None:
+        self.examining.pop(c.restart, None)
+        self.result.examined += c.examined
         if c.verified:
             self._store(c)
         if c.verified or c.finished:
@@ -298,13 +335,27 @@ class Coordinator:
         if restart in self.state.outcomes:
             return
         self.state.outcomes[restart] = outcome
+        self.state.restart_finished(restart, self.earlier_seconds + self._elapsed())
         self.result.restarts_finished += 1
-        self._save()
+        self.verified_count += outcome == "verified"
+        self.unsaved = True  # saved by _save_due
 
     def _save(self) -> None:
         """Write the state, with the wall time of this session so far."""
+        began = time.perf_counter()
         self.state.seconds = self.earlier_seconds + self._elapsed()
         self.directory.save(self.state)
+        self.unsaved, self.saved_at = False, time.perf_counter()
+        self.save_seconds = self.saved_at - began
+
+    def _save_due(self) -> None:
+        """Save the finished restarts once SAVE_EVERY has passed since the last save, or longer
+        when saving is slow: a save rewrites every outcome, so saving on each finished restart
+        would take most of the driver's time with many actors (see ntpt_ray.sweep.simulation)."""
+        wait = max(SAVE_EVERY, self.save_seconds / SAVE_SHARE)
+        if self.unsaved and time.perf_counter() - self.saved_at >= wait:
+            self._save()
+            self.result.coordinator_seconds += self.save_seconds
 
     def _store(self, c: Checked) -> None:
         pid = program_id(self.spec.sweep_id, c.restart)
@@ -312,7 +363,8 @@ class Coordinator:
             id=pid, sweep=self.spec.sweep_id, restart=c.restart, seed=c.seed,
             library_version=c.library_version, program=c.program, verification=c.verification,
             val_curve=c.val_curve, spec=self.spec.model_dump(), started_at=now_iso(c.started_at),
-            found_at=now_iso(), seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3))
+            found_at=now_iso(), seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3),
+            method=self.method)
         if self.store.add(record, c.nets or None, source=self.spec.build_problem().source):
             self.result.programs.append(pid)
             if self.result.first_verified_seconds is None:
@@ -332,18 +384,22 @@ class Coordinator:
     def _elapsed(self) -> float:
         return time.perf_counter() - self.began
 
-    def _progress(self) -> None:
-        if self.on_progress is None:
+    def _progress(self, force: bool = False) -> None:
+        """Report progress, at most every PROGRESS_EVERY seconds unless ``force``."""
+        soon = time.perf_counter() - self.progressed_at < PROGRESS_EVERY
+        if self.on_progress is None or (soon and not force):
             return
+        self.progressed_at = time.perf_counter()
         elapsed = self._elapsed()
         self.on_progress(SweepProgress(
             done=len(self.state.outcomes), total=self.spec.restarts.total,
             running=sum(len(a.restarts) for a in self.actors.values()),
-            verified=self.state.verified, best_accuracy=self.best_accuracy,
+            verified=self.verified_count, best_accuracy=self.best_accuracy,
             restarts_per_minute=60 * self.result.restarts_finished / elapsed if elapsed else 0.0,
             library_version=len(self.versions) - 1,
             actors=sum(a.ready for a in self.actors.values()),
-            lost_actors=self.result.lost_actors, elapsed=elapsed))
+            lost_actors=self.result.lost_actors, elapsed=elapsed,
+            examined=self.result.examined + sum(self.examining.values()), space=self.result.space))
 
 
 def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str | None = None,
@@ -360,6 +416,7 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
     import ray
 
     began = time.perf_counter()
+    spec = sized_for_method(spec)
     root = default_store(store) if store or os.environ.get("NTPT_STORE") else Path(spec.output.store)
     directory = SweepDirectory(root, spec)
     data = _check_data(spec, data_dir)
@@ -384,6 +441,17 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
         finally:
             if started_ray:
                 ray.shutdown()
+
+
+def sized_for_method(spec: SweepSpec) -> SweepSpec:
+    """``spec`` with ``[restarts] total`` set to the shard count when it enumerates the space
+    (shards of about ``[search] programs`` programs; see :func:`ntpt_ray.methods.enumerate.shards`)."""
+    if spec.search.method != "enumerate":
+        return spec
+    from ..methods.enumerate import shards
+
+    count, _ = shards(space_size(spec.build_problem()), spec.search.programs, limit("MAX_RESTARTS"))
+    return spec.model_copy(update={"restarts": spec.restarts.model_copy(update={"total": count})})
 
 
 def _saved_state(directory: SweepDirectory, resume: bool) -> SweepState | None:

@@ -1,0 +1,92 @@
+"""The real coordinator on simulated actors (ntpt_ray.sweep.simulation): no Ray processes."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from ntpt_ray.cli import app
+from ntpt_ray.sweep import parse_spec
+from ntpt_ray.sweep.simulation import (
+    Fates,
+    SimulatedRay,
+    SimulatedWorker,
+    record,
+    simulate,
+    simulation_spec,
+    with_timings,
+)
+from ntpt_ray.sweep.state import SweepDirectory
+from ntpt_ray.sweep.worker import Assignment, LibraryVersion, RestartWorker
+from ntpt_ray.train.run import restart_seeds
+
+SPEC = parse_spec({"name": "sim", "problem": {"task": "add2x2:top"}, "restarts": {"per_actor": 2},
+                   "train": {"steps": 40}, "convergence": {"val_every": 10, "val_size": 20},
+                   "verify": {"beam": 16, "test_size": 20}})
+
+
+@pytest.fixture(scope="module")
+def recording():
+    return record(SPEC)
+
+
+def test_a_recording_comes_from_a_real_worker(recording):
+    assert recording.startup_seconds > 0 and recording.period_seconds > 0 and recording.verify_seconds > 0
+    assert recording.program["task"] == "add2x2:top" and "test_accuracy" in recording.verification
+
+
+def test_a_simulated_worker_answers_like_a_real_one(recording):
+    real, simulated = RestartWorker(SPEC), SimulatedWorker(SPEC, recording, Fates())
+    calls = [{"start": [Assignment(r, 1000 + r, 0) for r in range(2)], "library": LibraryVersion(0, {})},
+             {}, {}, {}, {"verify": [0, 1], "start": []}]
+    for call in calls:
+        a, b = real.advance(**call), simulated.advance(**call)
+        assert sorted(a.accuracy) == sorted(b.accuracy) and a.steps == b.steps
+        assert sorted(a.finished) == sorted(b.finished)
+        assert [(c.restart, c.finished, len(c.val_curve)) for c in a.checked] == \
+               [(c.restart, c.finished, len(c.val_curve)) for c in b.checked]
+    with pytest.raises(ValueError, match="free slots"):
+        simulated.advance(start=[Assignment(r, r, 0) for r in range(3)])
+
+
+def test_the_simulated_clock_skips_waits_and_queues_calls_on_an_actor(recording):
+    recording = with_timings(recording, period=50.0, verify=5.0, startup=100.0)
+    ray = SimulatedRay(lambda s: SimulatedWorker(s, recording, Fates()), recording.startup_seconds)
+    handle = ray.remote(num_cpus=1)(RestartWorker).remote(SPEC)
+    began, real = ray.now(), time.perf_counter()
+    ping = handle.pid.remote()
+    call = handle.advance.remote(start=[Assignment(0, 7, 0)], library=ray.put(LibraryVersion(0, {})))
+    assert ray.wait([ping, call], num_returns=1, timeout=1.0) == ([], [ping, call])  # nothing due in 1 s
+    assert ray.wait([ping, call], num_returns=1) == ([ping], [call])
+    assert ray.now() - began == pytest.approx(100.0, abs=0.5)
+    assert ray.wait([call])[0] == [call] and ray.get(call).train_seconds == 50.0
+    assert ray.now() - began == pytest.approx(150.0, abs=0.5)  # after the ping: one call at a time
+    assert time.perf_counter() - real < 1.0 and ray.calls == ray.reports == 1
+
+
+def test_the_real_coordinator_handles_every_report_of_simulated_actors(recording, tmp_path):
+    recording = with_timings(recording, period=1.0, verify=0.5, startup=2.0)
+    actors, rounds = 3, 2
+    run = simulate(SPEC, recording, actors=actors, store=tmp_path, rounds=rounds)
+    spec = simulation_spec(SPEC, actors, rounds)
+    validations = math.ceil(SPEC.train.steps / SPEC.convergence.val_every)
+    fates = [Fates().of(seed, validations)[0] for seed in restart_seeds(SPEC.restarts.seed, run.restarts)]
+    assert run.restarts == actors * SPEC.restarts.per_actor * rounds == spec.restarts.total
+    assert run.outcomes == run.restarts and run.outstanding == 0 and run.calls == run.reports
+    assert run.verified == run.stored == fates.count("verifies")
+    assert SweepDirectory(tmp_path, spec).load().verified == run.verified
+    assert run.reports >= rounds * validations * actors  # a report per actor and period at least
+    # the simulated sweep: rounds x a whole budget of periods, at least; the driver's work within it
+    assert run.wall_seconds >= rounds * validations * recording.period_seconds
+    assert 0 < run.coordinator_seconds <= run.driver_seconds * 1.01 + 1e-3
+    assert run.driver_seconds <= run.real_seconds and run.real_seconds < run.wall_seconds
+    assert 0 < run.share == run.driver_seconds / run.wall_seconds < 1
+    assert 0 < run.report_ms_median <= run.report_ms_p90 <= run.report_ms_max
+
+
+def test_bench_coordinator_rejects_bad_counts():
+    result = CliRunner().invoke(app, ["bench-coordinator", "--actors", "2,x"])
+    assert result.exit_code == 1 and "--actors expects counts like 2,10,100" in result.stderr
