@@ -14,14 +14,13 @@ beside each field (and in the spec file). A bad spec raises
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..sweep.spec import SpecError, describe_error, read_toml
+from ..sweep.spec import SpecError, apply_overrides, describe_error, read_toml
 
 BASELINES = ("lstm-5", "lstm-2", "lstm-onehot", "ngpu-onehot")
 """LSTM on images trained on 1..5 and on 2 digits; LSTM and Neural GPU on one-hot symbols, 1..5."""
@@ -123,20 +122,7 @@ def load_generalise_spec(path: str | Path, overrides: Sequence[str] = ()) -> Gen
     """Read and validate a generalisation spec, with ``SECTION.FIELD=VALUE`` overrides (VALUE in
     TOML, e.g. ``lstm.hidden=1024``); raise :class:`SpecError` on the first problem."""
     path = Path(path)
-    data = read_toml(path, "generalisation spec")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, field = key.strip().partition(".")
-        try:
-            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed = None
-        if not (sep and dot and section and field) or parsed is None:
-            raise SpecError(f"--set {item!r}: expected SECTION.FIELD=VALUE with a TOML value, "
-                            "e.g. lstm.hidden=1024")
-        if not isinstance(data.setdefault(section, {}), dict):
-            raise SpecError(f"--set {item!r}: '{section}' is not a section")
-        data[section][field] = parsed
+    data = apply_overrides(read_toml(path, "generalisation spec"), overrides, "lstm.hidden=1024")
     return parse_generalise_spec(data, str(path))
 
 

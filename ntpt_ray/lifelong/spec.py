@@ -10,7 +10,6 @@ A bad spec raises :class:`~ntpt_ray.sweep.spec.SpecError` naming the file and th
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..data.tasks import TASKS
-from ..sweep.spec import SpecError, describe_error, read_toml
+from ..sweep.spec import SpecError, apply_overrides, describe_error, read_toml
 from .baselines import BASELINES
 from .schedule import Schedule
 
@@ -124,20 +123,7 @@ def load_lifelong_spec(path: str | Path, overrides: Sequence[str] = ()) -> Lifel
     """Read and validate a lifelong spec, with ``SECTION.FIELD=VALUE`` overrides (VALUE in TOML,
     e.g. ``ntpt.library_lr=1e-4``); raise :class:`SpecError` on the first problem."""
     path = Path(path)
-    data = read_toml(path, "lifelong spec")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, field = key.strip().partition(".")
-        try:
-            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            parsed = None
-        if not (sep and dot and section and field) or parsed is None:
-            raise SpecError(f"--set {item!r}: expected SECTION.FIELD=VALUE with a TOML value, "
-                            "e.g. ntpt.library_lr=1e-4")
-        if not isinstance(data.setdefault(section, {}), dict):
-            raise SpecError(f"--set {item!r}: '{section}' is not a section")
-        data[section][field] = parsed
+    data = apply_overrides(read_toml(path, "lifelong spec"), overrides, "ntpt.library_lr=1e-4")
     return parse_lifelong_spec(data, str(path))
 
 

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -355,6 +356,24 @@ def read_toml(path: Path, kind: str = "sweep spec") -> dict[str, Any]:
         raise SpecError(f"{path}: no such {kind}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], example: str) -> dict[str, Any]:
+    """``data`` with each ``SECTION.FIELD=VALUE`` of ``overrides`` set (VALUE in TOML);
+    :class:`SpecError` naming the item when one is malformed (``example`` shows the form)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, field = key.strip().partition(".")
+        try:
+            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = None
+        if not (sep and dot and section and field) or parsed is None:
+            raise SpecError(f"--set {item!r}: expected SECTION.FIELD=VALUE with a TOML value, e.g. {example}")
+        if not isinstance(data.setdefault(section, {}), dict):
+            raise SpecError(f"--set {item!r}: '{section}' is not a section")
+        data[section][field] = parsed
+    return data
 
 
 def load_spec(path: str | Path) -> SweepSpec:
