@@ -2,7 +2,9 @@
 
 * Throughput: median wall time of one training step with R restarts vectorised and with a
   single restart, measured alternately in one process; restarts per minute follow for the
-  configured budget, and their ratio is what vectorising buys.
+  configured budget, and their ratio is what vectorising buys. Every relaxed path asked for
+  (``reference``, ``fast``) is timed in the same interleaved loop, so their ratio is measured
+  side by side.
 * Success: per-restart rate of verified programs over many restarts, decoding each restart by
   its argmax and by beams of several widths.
 """
@@ -26,6 +28,7 @@ class Throughput:
     step_seconds_single: float  # median
     steps: int  # the budget restarts/min refers to
     samples: int
+    path: str = "fast"
 
     @property
     def restarts_per_minute_vectorised(self) -> float:
@@ -41,20 +44,24 @@ class Throughput:
 
 
 def measure_throughput(problem: Problem, config: TrainConfig, *, vectorised: int = 32,
-                       samples: int = 15, warmup: int = 3) -> Throughput:
-    """Time training steps of R vectorised restarts against one restart, interleaved."""
+                       samples: int = 15, warmup: int = 3,
+                       paths: tuple[str, ...] = ("fast",)) -> dict[str, Throughput]:
+    """Time training steps of R vectorised restarts against one restart, for each relaxed
+    path, all interleaved in one loop; ``{path: Throughput}``."""
     verifier = Verifier(problem, val_size=8, test_size=8)
-    many = RestartBatch(problem, range(vectorised), config, verifier=verifier)
-    one = RestartBatch(problem, [vectorised], config, verifier=verifier)
-    times: dict[int, list[float]] = {vectorised: [], 1: []}
+    batches = {(path, r): RestartBatch(problem, range(vectorised) if r > 1 else [vectorised], config,
+                                       verifier=verifier, path=path)
+               for path in paths for r in (vectorised, 1)}
+    times: dict[tuple[str, int], list[float]] = {key: [] for key in batches}
     for k in range(warmup + samples):
-        for batch in (many, one):
+        for key, batch in batches.items():
             began = time.perf_counter()
             batch.step()
             if k >= warmup:
-                times[batch.restarts].append(time.perf_counter() - began)
-    return Throughput(vectorised, statistics.median(times[vectorised]), statistics.median(times[1]),
-                      config.steps, samples)
+                times[key].append(time.perf_counter() - began)
+    return {path: Throughput(vectorised, statistics.median(times[path, vectorised]),
+                             statistics.median(times[path, 1]), config.steps, samples, path)
+            for path in paths}
 
 
 @dataclass
@@ -67,14 +74,14 @@ class Success:
 
 def measure_success(problem: Problem, config: TrainConfig, *, restarts: int = 128,
                     vectorise: int = 32, beams: tuple[int, ...] = (1024, 8192), seed: int = 0,
-                    progress=None) -> Success:
+                    path: str = "fast", progress=None) -> Success:
     """Train ``restarts`` restarts and count the verified ones under each decoding."""
     out = Success(restarts)
     verifier = Verifier(problem, val_size=config.val_size, test_size=config.test_size, seed=seed)
     seeds = restart_seeds(seed, restarts)
     for start in range(0, restarts, vectorise):
         chunk = RestartBatch(problem, seeds[start:start + vectorise], config, verifier=verifier,
-                             data_seed=seeds[start])
+                             data_seed=seed, path=path)
         began = time.perf_counter()
         chunk.train(progress)
         out.train_seconds += time.perf_counter() - began

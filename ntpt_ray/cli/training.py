@@ -280,32 +280,51 @@ def bench(
     steps: Annotated[int, typer.Option(help="Training steps per restart.")] = TrainConfig.steps,
     beams: Annotated[str, typer.Option(help="Comma-separated beam widths to compare.")] = "1024,8192",
     samples: Annotated[int, typer.Option(help="Timed steps per throughput measurement.")] = 15,
+    paths: Annotated[str, typer.Option(help="Comma-separated relaxed paths to time side by side "
+                                            "(reference, fast); the success rate uses the last.")]
+    = "reference,fast",
     seed: int = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON.")] = None,
 ) -> None:
-    """Benchmark on symbolic MATH: vectorised vs one-at-a-time throughput, argmax vs beam."""
+    """Benchmark on symbolic MATH: vectorised vs one-at-a-time throughput of each relaxed path,
+    argmax vs beam."""
     import json
 
     from ..bench import measure_success, measure_throughput
+    from ..lang.relaxed import relaxed_class
     from ..problems import problem
 
     prob = problem("math")
     config = TrainConfig(steps=steps)
-    console.print(f"throughput: {plural(samples, 'timed step')} each, R={vectorise} vs R=1, interleaved")
-    thr = measure_throughput(prob, config, vectorised=vectorise, samples=samples)
+    timed = tuple(p.strip() for p in paths.split(",") if p.strip())
+    for path in timed:
+        try:
+            relaxed_class(path)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--paths") from None
+    console.print(f"throughput: {plural(samples, 'timed step')} each, R={vectorise} vs R=1, "
+                  f"paths {', '.join(timed)}, interleaved")
+    throughput = measure_throughput(prob, config, vectorised=vectorise, samples=samples, paths=timed)
     per_restart = f"{plural(steps, 'step')} x {plural(config.batch_size, 'example')} per restart"
-    table = new_table("restarts", "median step (s)", "restarts/min", title=f"symbolic MATH, {per_restart}")
-    table.add_row(f"R={vectorise} vectorised", f"{thr.step_seconds_vectorised:.4f}",
-                  f"{thr.restarts_per_minute_vectorised:.1f}")
-    table.add_row("one at a time", f"{thr.step_seconds_single:.4f}",
-                  f"{thr.restarts_per_minute_single:.1f}")
+    table = new_table("path", "restarts", "median step (s)", "restarts/min",
+                      title=f"symbolic MATH, {per_restart}")
+    for path, thr in throughput.items():
+        table.add_row(path, f"R={vectorise} vectorised", f"{thr.step_seconds_vectorised:.4f}",
+                      f"{thr.restarts_per_minute_vectorised:.1f}")
+        table.add_row(path, "one at a time", f"{thr.step_seconds_single:.4f}",
+                      f"{thr.restarts_per_minute_single:.1f}")
     print_table(table)
-    console.print(f"vectorised / single: [bold]{thr.ratio:.1f}x[/]")
+    for path, thr in throughput.items():
+        console.print(f"{path}: vectorised / single [bold]{thr.ratio:.1f}x[/]")
+    if len(timed) > 1:
+        first, last = throughput[timed[0]], throughput[timed[-1]]
+        console.print(f"{timed[-1]} / {timed[0]} at R={vectorise}: [bold]"
+                      f"{first.step_seconds_vectorised / last.step_seconds_vectorised:.2f}x[/] faster")
     widths = tuple(int(b) for b in beams.split(","))
     with progress_display() as progress:
         bar = progress.add_task("success rate", total=math.ceil(restarts / vectorise) * steps, status="")
         succ = measure_success(prob, config, restarts=restarts, vectorise=vectorise, beams=widths,
-                               seed=seed, progress=lambda *_: progress.advance(bar))
+                               seed=seed, path=timed[-1], progress=lambda *_: progress.advance(bar))
     table = new_table("decoding", "verified restarts", "rate", "decode + verify (s)",
                       title=f"verified programs over {plural(restarts, 'restart')} "
                             f"(training {succ.train_seconds:.0f} s)")
@@ -319,9 +338,10 @@ def bench(
     console.print(f"({first} decoding costs {succ.decode_seconds[first] / succ.train_seconds:.1%} "
                   "of training time)")
     if out is not None:
-        record = {"throughput": {**thr.__dict__, "ratio": thr.ratio,
-                                 "restarts_per_minute_vectorised": thr.restarts_per_minute_vectorised,
-                                 "restarts_per_minute_single": thr.restarts_per_minute_single},
+        record = {"throughput": {path: {**thr.__dict__, "ratio": thr.ratio,
+                                        "restarts_per_minute_vectorised": thr.restarts_per_minute_vectorised,
+                                        "restarts_per_minute_single": thr.restarts_per_minute_single}
+                                 for path, thr in throughput.items()},
                   "success": succ.__dict__}
         out.write_text(json.dumps(record, indent=1))
 
