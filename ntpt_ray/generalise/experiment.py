@@ -26,6 +26,7 @@ from typing import Any
 from ..atomic import atomic_write
 from ..jsonfile import read_json
 from ..library import LibrarySnapshot
+from ..parts import QuietDisplay, add_wall_time, reporter, run_parts
 from .spec import BASELINES, GeneraliseSpec
 
 RETRIES = 2  # reruns of a Ray task whose worker died
@@ -185,38 +186,13 @@ def _examples_at_verification(record) -> int | None:
 
 # ---- 3, 4: Ray tasks
 
-def _board():
-    import ray
-
-    @ray.remote(num_cpus=0)
-    class ProgressBoard:
-        """Steps done per part, reported by the workers."""
-
-        def __init__(self):
-            self.done: dict[str, tuple[int, int]] = {}
-
-        def report(self, part: str, done: int, total: int) -> None:
-            self.done[part] = (done, total)
-
-        def snapshot(self) -> dict[str, tuple[int, int]]:
-            return self.done
-
-    return ProgressBoard.remote()
-
-
 def _run_part(kind: str, spec: GeneraliseSpec, out: str, data_dir: str | None, board, key: str) -> dict:
     """One part in a Ray worker: ``continued``, ``ntpt`` or a baseline's name."""
     import torch
 
     from ..store import ProgramStore
 
-    last = [0.0]
-
-    def progress(done: int, total: int) -> None:
-        if time.monotonic() - last[0] > 2 or done >= total:
-            last[0] = time.monotonic()
-            board.report.remote(key, done, total)
-
+    progress = reporter(board, key)
     root = Path(out)
     seed = spec.evaluate.seed
     if kind in BASELINES:
@@ -247,29 +223,20 @@ def _run_tasks(spec: GeneraliseSpec, out: Path, todo: list[str], data_dir: str |
 
     gpus = 1 if spec.baselines.device == "cuda" or (
         spec.baselines.device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
-    board = _board()
     remote = ray.remote(num_cpus=1, max_retries=RETRIES)(_run_part)
 
-    def submit(kind: str):
+    def submit(kind: str, board):
         options = {"num_gpus": gpus} if kind in BASELINES and gpus else {}
         return remote.options(**options).remote(kind, spec, str(out), data_dir, board, kind)
 
     waiting = ["ntpt"] if "ntpt" in todo and "continued" in todo else []
-    pending = {submit(kind): kind for kind in todo if kind not in waiting}
-    with display(keys=todo) as update:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            update(ray.get(board.snapshot.remote()))
-            for ref in ready:
-                kind = pending.pop(ref)
-                try:
-                    record = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    last = str(exc).strip().splitlines()[-1]
-                    raise GeneraliseError(f"part {kind} failed: {last}") from None
-                _write_json(part_path(out, kind), record)
-                if kind == "continued" and waiting:
-                    pending[submit(waiting.pop())] = "ntpt"
+
+    def finished(kind: str, record: dict) -> list[str]:
+        _write_json(part_path(out, kind), record)
+        return [waiting.pop()] if kind == "continued" and waiting else []
+
+    run_parts([kind for kind in todo if kind not in waiting], submit, finished, display, shown=todo,
+              error=lambda kind, why: GeneraliseError(f"part {kind} failed: {why}"))
 
 
 def parts_to_run(spec: GeneraliseSpec, out: Path) -> list[str]:
@@ -286,11 +253,10 @@ def run_experiment(spec: GeneraliseSpec, out: Path, *, resume: bool = False, add
     ``DIR/results.json`` and the figures."""
     import ray
 
+    from ..data.paths import data_dir as resolve_data_dir
     from ..sweep.coordinator import connect
     from .figures import draw_all
     from .results import aggregate
-
-    from ..data.paths import data_dir as resolve_data_dir
 
     data_dir = str(resolve_data_dir(data_dir))  # the workers read this folder, wherever they run
     out.mkdir(parents=True, exist_ok=True)
@@ -309,28 +275,13 @@ def run_experiment(spec: GeneraliseSpec, out: Path, *, resume: bool = False, add
                         run_math_sweep(spec, out, address=address, data_dir=data_dir, on_sweep=on_sweep))
         todo = [k for k in parts_to_run(spec, out) if k not in done]
         if todo:
-            _run_tasks(spec, out, todo, data_dir, display or _quiet)
+            _run_tasks(spec, out, todo, data_dir, display or QuietDisplay)
     finally:
         if started_ray:
             ray.shutdown()
     parts = {p.stem: read_json(p) for p in sorted((out / "parts").glob("*.json"))}
-    timing = read_json(out / "timing.json") if (out / "timing.json").is_file() else {"wall_s": 0.0}
-    timing["wall_s"] += time.perf_counter() - start
-    _write_json(out / "timing.json", timing)
-    results = aggregate(spec, parts, wall_s=timing["wall_s"])
+    wall_s = add_wall_time(out, time.perf_counter() - start)
+    results = aggregate(spec, parts, wall_s=wall_s)
     _write_json(out / "results.json", results)
     draw_all(results, out)
     return results
-
-
-class _quiet:
-    """A display that shows nothing (the default outside the CLI)."""
-
-    def __init__(self, keys):
-        pass
-
-    def __enter__(self):
-        return lambda snapshot: None
-
-    def __exit__(self, *exc):
-        return False

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..atomic import atomic_write
 from ..jsonfile import read_json
+from ..parts import QuietDisplay, add_wall_time, reporter, run_parts
 from .spec import MODELS, LifelongSpec
 
 RETRIES = 3  # reruns of a unit whose worker died
@@ -95,68 +96,32 @@ def units_to_run(spec: LifelongSpec, out: Path, models: Sequence[str], resume: b
     return units
 
 
-def _progress_board():
-    import ray
+def _unit(spec: LifelongSpec, model: str, lifetimes: list[int], lr: float | None, per_task: int | None,
+          split: str, data_dir: str | None, board, key: str) -> list[dict]:
+    """One unit of lifetimes in a Ray worker."""
+    from .lifetime import run_lifetimes
 
-    @ray.remote(num_cpus=0)
-    class ProgressBoard:
-        """Examples done per unit, reported by the workers."""
-
-        def __init__(self):
-            self.done: dict[str, tuple[int, int]] = {}
-
-        def report(self, unit: str, done: int, total: int) -> None:
-            self.done[unit] = (done, total)
-
-        def snapshot(self) -> dict[str, tuple[int, int]]:
-            return self.done
-
-    return ProgressBoard.remote()
-
-
-def _remote_unit():
-    import ray
-
-    @ray.remote(num_cpus=1, max_retries=RETRIES)
-    def unit(spec: LifelongSpec, model: str, lifetimes: list[int], lr: float | None, per_task: int | None,
-             split: str, data_dir: str | None, board, key: str) -> list[dict]:
-        from .lifetime import run_lifetimes
-
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            if time.monotonic() - last[0] > 2 or done >= total:
-                last[0] = time.monotonic()
-                board.report.remote(key, done, total)
-
-        pid_file = os.environ.get("NTPT_LIFELONG_PID_DIR")
-        if pid_file:  # lets tests find (and kill) the worker of a unit
-            Path(pid_file, key).write_text(str(os.getpid()))
-        return run_lifetimes(spec, model, lifetimes, lr=lr, per_task=per_task, split=split,
-                             data_dir=data_dir, progress=progress)
-
-    return unit
+    pid_file = os.environ.get("NTPT_LIFELONG_PID_DIR")
+    if pid_file:  # lets tests find (and kill) the worker of a unit
+        Path(pid_file, key).write_text(str(os.getpid()))
+    return run_lifetimes(spec, model, lifetimes, lr=lr, per_task=per_task, split=split,
+                         data_dir=data_dir, progress=reporter(board, key))
 
 
 def _run_units(jobs: list[tuple[str, dict]], on_done, display) -> None:
     """Submit ``(key, kwargs)`` units, call ``on_done(key, records)`` as each finishes."""
     import ray
 
-    board = _progress_board()
-    unit = _remote_unit()
-    pending = {unit.remote(board=board, key=key, **kwargs): key for key, kwargs in jobs}
-    with display(keys=[key for key, _ in jobs]) as update:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            update(ray.get(board.snapshot.remote()))
-            for ref in ready:
-                key = pending.pop(ref)
-                try:
-                    records = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    raise LifelongError(f"unit {key} failed after {RETRIES} reruns: "
-                                        f"{str(exc).strip().splitlines()[-1]}") from None
-                on_done(key, records)
+    unit = ray.remote(num_cpus=1, max_retries=RETRIES)(_unit)
+    kwargs = dict(jobs)
+
+    def finished(key: str, records: list[dict]) -> list[str]:
+        on_done(key, records)
+        return []
+
+    run_parts(list(kwargs), lambda key, board: unit.remote(board=board, key=key, **kwargs[key]),
+              finished, display, shown=list(kwargs),
+              error=lambda key, why: LifelongError(f"unit {key} failed after {RETRIES} reruns: {why}"))
 
 
 def tune(spec: LifelongSpec, out: Path, models: Sequence[str], *, data_dir: str | None, resume: bool,
@@ -209,7 +174,7 @@ def run_experiment(spec: LifelongSpec, out: Path, *, models: Sequence[str] = MOD
     if started_ray:
         connect(address)
     try:
-        return _run(spec, out, models, resume, tune_first, data_dir, display or _quiet)
+        return _run(spec, out, models, resume, tune_first, data_dir, display or QuietDisplay)
     finally:
         if started_ray:
             ray.shutdown()
@@ -233,24 +198,9 @@ def _run(spec, out, models, resume, tune_first, data_dir, display) -> dict:
     _run_units(jobs, done, display)
     records = {model: [read_json(path) for path in sorted((out / "lifetimes" / model).glob("*.json"))]
                for model in MODELS}  # every model with lifetimes in DIR, run now or before
-    timing = read_json(out / "timing.json") if (out / "timing.json").is_file() else {"wall_s": 0.0}
-    timing["wall_s"] += time.perf_counter() - start
-    _write_json(out / "timing.json", timing)
-    results = aggregate(spec, records, wall_s=timing["wall_s"],
+    wall_s = add_wall_time(out, time.perf_counter() - start)
+    results = aggregate(spec, records, wall_s=wall_s,
                         tuning=read_json(out / "tuning.json") if (out / "tuning.json").is_file() else None)
     _write_json(out / "results.json", results)
     draw_all(results, out)
     return results
-
-
-class _quiet:
-    """A display that shows nothing (the default outside the CLI)."""
-
-    def __init__(self, keys):
-        pass
-
-    def __enter__(self):
-        return lambda snapshot: None
-
-    def __exit__(self, *exc):
-        return False
