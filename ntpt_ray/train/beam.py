@@ -25,21 +25,29 @@ def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.
         raise ValueError(f"the beam width must be >= 1, got {k}")
     elements = [(name, index) for name, p in probs.items() for index in np.ndindex(*p.shape[:-1])]
     scores = np.zeros(1)
-    choices = np.zeros((1, len(elements)), dtype=np.int64)
-    for column, (name, index) in enumerate(elements):
+    parents, picks = [], []  # per element: each kept prefix's parent row and chosen value
+    for name, index in elements:
         logp = np.log(np.clip(probs[name][index], 1e-30, None))
         candidates = (scores[:, None] + logp[None, :]).ravel()
-        keep = min(k, candidates.size)
-        best = np.argpartition(-candidates, keep - 1)[:keep]
-        best = best[np.argsort(-candidates[best], kind="stable")]
+        if candidates.size > k:
+            best = np.argpartition(-candidates, k - 1)[:k]
+            best.sort()  # keep prefixes in (parent, value) order: ties resolve the same way
+        else:
+            best = np.arange(candidates.size)
         rows, values = np.divmod(best, logp.size)
-        choices = choices[rows]
-        choices[:, column] = values
+        parents.append(rows)
+        picks.append(values)
         scores = candidates[best]
-    programs = {name: np.zeros((len(scores), *p.shape[:-1]), dtype=np.int64) for name, p in probs.items()}
+    order = np.argsort(-scores, kind="stable")
+    choices = np.empty((len(order), len(elements)), dtype=np.int64)
+    row = order
+    for column in range(len(elements) - 1, -1, -1):  # follow each program back to its first element
+        choices[:, column] = picks[column][row]
+        row = parents[column][row]
+    programs = {name: np.zeros((len(order), *p.shape[:-1]), dtype=np.int64) for name, p in probs.items()}
     for column, (name, index) in enumerate(elements):
         programs[name][(slice(None), *index)] = choices[:, column]
-    return programs, scores
+    return programs, scores[order]
 
 
 def argmax_program(probs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -77,6 +85,22 @@ def _merge_unread(probs, programs, guards):
         score += (np.log(np.clip(chosen, 1e-30, None)) * relevant[name]).reshape(count, -1).sum(1)
         keys.append(np.where(relevant[name], values, -1).reshape(count, -1))
         programs[name] = np.where(relevant[name], values, best[name])
-    _, first = np.unique(np.concatenate(keys, axis=1), axis=0, return_index=True)
+    _, first = np.unique(_row_keys(keys, [probs[name].shape[-1] for name in programs]),
+                         axis=0, return_index=True)
     keep = first[np.argsort(-score[first], kind="stable")]
     return {name: v[keep] for name, v in programs.items()}, score[keep]
+
+
+def _row_keys(keys: list[np.ndarray], sizes: list[int]) -> np.ndarray:
+    """One exact key per row of the ``[N, columns]`` blocks ``keys`` (values -1..size-1): a
+    mixed-radix int64 when the space fits (a 1-D sort), else the rows themselves."""
+    radix = 1
+    for block, size in zip(keys, sizes):
+        radix *= (size + 1) ** block.shape[1]
+    if radix >= 2 ** 63:
+        return np.concatenate(keys, axis=1)
+    code = np.zeros(len(keys[0]), dtype=np.int64)
+    for block, size in zip(keys, sizes):
+        for column in block.T:
+            code = code * (size + 1) + (column + 1)
+    return code

@@ -43,11 +43,12 @@ class Verifier:
 
     def __init__(self, problem: Problem, *, val_size: int = 100, test_size: int = 100,
                  seed: int = 0, data_dir=None, max_checked: int = 16, screen_size: int = 16,
-                 perceptual_survivors: int = 64):
+                 prescreen_size: int = 2, perceptual_survivors: int = 64):
         self.problem = problem
         self.perceptual_survivors = perceptual_survivors  # imperfect nets: keep the best few
         self.max_checked = max_checked
         self.screen_size = screen_size
+        self.prescreen_size = prescreen_size  # symbolic: a first, cheaper screen of every candidate
         task = problem.task
         self.val = task.validation_sets(val_size, seed=seed, perceptual=problem.perceptual, data_dir=data_dir)
         self.test = task.check_sets(test_size, seed=seed, perceptual=problem.perceptual, data_dir=data_dir)
@@ -81,14 +82,23 @@ class Verifier:
     def check(self, probs: Mapping[str, np.ndarray], library, beam: int) -> Verification:
         """Decode one restart (``probs[name]``: ``[*shape, size]``) and verify its best candidates.
 
-        All K candidates are first screened on a few validation examples; the survivors are
-        scored on the whole validation set, then verified best first.
+        All K candidates are first screened on a few validation examples (symbolic tasks: on
+        ``prescreen_size``, then ``screen_size``); the survivors are scored on the whole
+        validation set, then verified best first.
         """
         programs, _ = distinct_programs(probs, beam, self.guards)
         symbolic = not self.problem.perceptual
-        screen = self.accuracy(programs, self.val[0].head(self.screen_size), library)
-        keep = (np.flatnonzero(screen == 1) if symbolic
-                else np.argsort(-screen, kind="stable")[:self.perceptual_survivors])
+        if symbolic:  # a candidate must be right on every screening example
+            keep = np.arange(len(next(iter(programs.values()))))
+            for size in sorted({min(self.prescreen_size, self.screen_size), self.screen_size}):
+                if keep.size == 0:
+                    break
+                screen = self.accuracy({k: v[keep] for k, v in programs.items()},
+                                       self.val[0].head(size), library)
+                keep = keep[screen == 1]
+        else:
+            screen = self.accuracy(programs, self.val[0].head(self.screen_size), library)
+            keep = np.argsort(-screen, kind="stable")[:self.perceptual_survivors]
         keep = np.union1d(keep, [0])  # the argmax is always scored
         survivors = {k: v[keep] for k, v in programs.items()}
         val_acc = np.mean([self.accuracy(survivors, examples, library) for examples in self.val], axis=0)
