@@ -205,6 +205,21 @@ def test_distinct_programs_merge_those_that_differ_only_in_unread_params():
     assert len(keys) == 300
 
 
+def test_distinct_program_keys_are_exact_as_integers_and_as_rows():
+    from ntpt_ray.train.beam import _row_keys
+
+    rng = np.random.default_rng(2)
+    keys = [rng.integers(-1, 3, size=(500, 4)), rng.integers(-1, 2, size=(500, 3))]
+    code = _row_keys(keys, [3, 2])  # (3+1)^4 * (2+1)^3 values: one int64 per row
+    rows = np.concatenate(keys, axis=1)
+    assert code.ndim == 1
+    _, by_code = np.unique(code, return_index=True)
+    _, by_row = np.unique(rows, axis=0, return_index=True)
+    assert sorted(by_code) == sorted(by_row)
+    wide = [rng.integers(-1, 2, size=(50, 40))]  # 3^40 > 2^63: the rows themselves
+    assert _row_keys(wide, [2]).shape == (50, 40)
+
+
 def test_cli_check_reports_file_and_line(tmp_path):
     bad = tmp_path / "bad_model.py"
     bad.write_text("x = Var(3)\nfor t in range(4):\n    x.set_to(9)\n")
