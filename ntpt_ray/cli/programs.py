@@ -121,10 +121,12 @@ def _provenance(r: ProgramRecord) -> None:
                   f"started from library version {r.library_version}")
     console.print(f"started {r.started_at}, found {r.found_at} "
                   f"({r.seconds_into_sweep:.1f} s into the sweep)")
-    if "rank" in v or "val_accuracy" in v:
+    accuracy = f"validation accuracy {v.get('val_accuracy', float('nan')):.4f}"
+    if r.method != "gradient":
+        console.print(f"found by {r.method} search ({v.get('examined', '?')} candidates examined), {accuracy}")
+    elif "rank" in v or "val_accuracy" in v:
         how = " (the argmax)" if v.get("argmax_verified") else ""
-        console.print(f"beam rank {v.get('rank', '?')}{how}, validation accuracy "
-                      f"{v.get('val_accuracy', float('nan')):.4f}")
+        console.print(f"found by gradient search, beam rank {v.get('rank', '?')}{how}, {accuracy}")
     if v.get("test_accuracy"):
         console.print(f"held-out accuracy (exact perception): {by_length(v['test_accuracy'])}")
     if v.get("perceptual_accuracy"):
