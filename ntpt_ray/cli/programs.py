@@ -123,7 +123,8 @@ def _provenance(r: ProgramRecord) -> None:
                   f"({r.seconds_into_sweep:.1f} s into the sweep)")
     accuracy = f"validation accuracy {v.get('val_accuracy', float('nan')):.4f}"
     if r.method != "gradient":
-        console.print(f"found by {r.method} search ({v.get('examined', '?')} candidates examined), {accuracy}")
+        examined = plural(v["examined"], "candidate") if "examined" in v else "candidates"
+        console.print(f"found by {r.method} search ({examined} examined), {accuracy}")
     elif "rank" in v or "val_accuracy" in v:
         how = " (the argmax)" if v.get("argmax_verified") else ""
         console.print(f"found by gradient search, beam rank {v.get('rank', '?')}{how}, {accuracy}")
