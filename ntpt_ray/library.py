@@ -4,7 +4,8 @@ Two implementations share one interface (``probs`` for the relaxed back-end, ``c
 the discrete one):
 
 * :class:`NeuralLibrary` - R independent MLP stacks, one per restart, trained end to end;
-  snapshots of one restart's nets are plain ``{name: state}`` dicts that can seed another run.
+  snapshots of one restart's nets are plain ``{name: state}`` dicts of CPU tensors that can
+  seed another run (on any device).
 * :class:`OracleLibrary` - exact perception of symbol ids, for the non-perceptual (symbolic)
   mode that isolates program search from perception.
 """
@@ -22,32 +23,34 @@ from .data.symbols import NET_SYMBOLS, SYMBOLS
 from .lang.ir import LearnFn
 
 LibrarySnapshot = dict[str, dict[str, torch.Tensor]]
-"""One restart's nets: ``{net name: {"w0": .., "b0": .., ...}}``."""
+"""One restart's nets: ``{net name: {"w0": .., "b0": .., ...}}``, CPU tensors."""
 
 
 class MLPStack(nn.Module):
     """R independent MLPs ``in -> hidden... -> size`` (ReLU) evaluated as one batched product."""
 
-    def __init__(self, fn: LearnFn, seeds: Sequence[int]):
+    def __init__(self, fn: LearnFn, seeds: Sequence[int], device: torch.device | str = "cpu"):
         super().__init__()
         self.fn = fn
         dims = [fn.in_features, *fn.hidden, fn.size]
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(len(seeds), fan_in, fan_out)) for fan_in, fan_out in zip(dims, dims[1:]))
+            nn.Parameter(torch.empty(len(seeds), fan_in, fan_out, device=device))
+            for fan_in, fan_out in zip(dims, dims[1:]))
         self.biases = nn.ParameterList(
-            nn.Parameter(torch.empty(len(seeds), 1, fan_out)) for fan_out in dims[1:])
+            nn.Parameter(torch.empty(len(seeds), 1, fan_out, device=device)) for fan_out in dims[1:])
         for r, seed in enumerate(seeds):
             self.reinitialise(r, seed)
 
     @torch.no_grad()
     def reinitialise(self, restart: int, seed: int) -> None:
-        """Draw restart ``restart``'s weights afresh from ``seed`` (uniform, PyTorch's bound)."""
+        """Draw restart ``restart``'s weights afresh from ``seed`` (uniform, PyTorch's bound;
+        drawn on the CPU, so that every device starts from the same weights)."""
         for w, b in zip(self.weights, self.biases):
             fan_in, fan_out = w.shape[1:]
             bound = 1 / math.sqrt(fan_in)
             g = torch.Generator().manual_seed(seed * 7919 + fan_in * 31 + fan_out)
-            w[restart].uniform_(-bound, bound, generator=g)
-            b[restart].uniform_(-bound, bound, generator=g)
+            w[restart] = torch.empty(w.shape[1:]).uniform_(-bound, bound, generator=g)
+            b[restart] = torch.empty(b.shape[1:]).uniform_(-bound, bound, generator=g)
 
     def forward(self, x: torch.Tensor, restart: int | None = None) -> torch.Tensor:
         """Logits ``[R, B, size]`` for inputs ``[B, in]`` (shared) or ``[R, B, in]``; with
@@ -63,10 +66,11 @@ class MLPStack(nn.Module):
         return x if restart is None else x.unsqueeze(0)
 
     def snapshot(self, restart: int) -> dict[str, torch.Tensor]:
+        """Restart ``restart``'s weights, copied to the CPU."""
         state = {}
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            state[f"w{k}"] = w[restart].detach().clone()
-            state[f"b{k}"] = b[restart].detach().clone()
+            state[f"w{k}"] = w[restart].detach().to("cpu", copy=True)
+            state[f"b{k}"] = b[restart].detach().to("cpu", copy=True)
         return state
 
     def load(self, state: Mapping[str, torch.Tensor], restarts: Sequence[int] | None = None) -> None:
@@ -76,8 +80,8 @@ class MLPStack(nn.Module):
                 if state[f"w{k}"].shape != w.shape[1:]:
                     raise ValueError(f"library net '{self.fn.name}' layer {k}: snapshot shape "
                                      f"{tuple(state[f'w{k}'].shape)} != {tuple(w.shape[1:])}")
-                w[index] = state[f"w{k}"]
-                b[index] = state[f"b{k}"]
+                w[index] = state[f"w{k}"].to(w.device)
+                b[index] = state[f"b{k}"].to(b.device)
 
 
 def _flatten_args(fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -94,12 +98,12 @@ def _flatten_args(fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class NeuralLibrary(nn.Module):
-    """The learnable nets of a model, with R independent copies (one per restart)."""
+    """The learnable nets of a model, with R independent copies (one per restart), on ``device``."""
 
-    def __init__(self, fns: Mapping[str, LearnFn], seeds: Sequence[int]):
+    def __init__(self, fns: Mapping[str, LearnFn], seeds: Sequence[int], device: torch.device | str = "cpu"):
         super().__init__()
         self.restarts = len(seeds)
-        self.nets = nn.ModuleDict({name: MLPStack(fn, seeds) for name, fn in fns.items()})
+        self.nets = nn.ModuleDict({name: MLPStack(fn, seeds, device) for name, fn in fns.items()})
 
     def logits(self, fn: LearnFn, args: Sequence[torch.Tensor], restart: int | None = None) -> torch.Tensor:
         """Logits ``[R, B, size]``, or ``[1, B, size]`` of one ``restart``."""
@@ -115,6 +119,7 @@ class NeuralLibrary(nn.Module):
         return self.logits(fn, args).argmax(-1)
 
     def snapshot(self, restart: int) -> LibrarySnapshot:
+        """Restart ``restart``'s nets, on the CPU (as snapshots always are)."""
         return {name: net.snapshot(restart) for name, net in self.nets.items()}
 
     def reinitialise(self, restart: int, seed: int) -> None:
@@ -163,13 +168,14 @@ def oracle_table(name: str, size: int) -> torch.Tensor:
 
 
 class OracleLibrary:
-    """Symbolic mode: tensor inputs hold symbol ids and every net perceives them exactly."""
+    """Symbolic mode: tensor inputs hold symbol ids and every net perceives them exactly
+    (its tables on ``device``)."""
 
-    def __init__(self, fns: Mapping[str, LearnFn]):
+    def __init__(self, fns: Mapping[str, LearnFn], device: torch.device | str = "cpu"):
         for fn in fns.values():
             if len(fn.arg_dims) != 1 or not isinstance(fn.arg_dims[0], tuple):
                 raise ValueError(f"symbolic mode needs '{fn.name}' to take one Tensor argument")
-        self.tables = {name: oracle_table(name, fn.size) for name, fn in fns.items()}
+        self.tables = {name: oracle_table(name, fn.size).to(device) for name, fn in fns.items()}
 
     def probs(self, fn: LearnFn, args: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.tables[fn.name][args[0].long()].unsqueeze(0)

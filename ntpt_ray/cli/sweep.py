@@ -33,6 +33,9 @@ def sweep(
     method: Annotated[str | None, typer.Option(
         help="Search method: gradient, random, enumerate or smt (default: the spec's \\[search] "
              "method; the discrete ones need a symbolic problem).")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Where gradient search runs: auto (cuda where the cluster has a GPU), cpu or cuda "
+             "(default: the spec's \\[train] device).")] = None,
     plot: Annotated[bool, typer.Option(
         "--plot", help="At the end, draw the sweep's curves and restarts/min.")] = False,
     data_dir: DataDir = None,
@@ -47,6 +50,8 @@ def sweep(
             spec = spec.model_copy(update={"restarts": spec.restarts.model_copy(update={"seed": seed})})
         if method is not None:
             spec = with_method(spec, method)
+        if device is not None:
+            spec = with_device(spec, device)
     except SpecError as exc:
         fail(str(exc))
     if actors is not None and actors < 1:
@@ -118,6 +123,15 @@ def with_method(spec, method: str):
     data = spec.model_dump(exclude_none=True)
     data["search"] = {**data.get("search", {}), "method": method}
     return parse_spec(data, source=f"--method {method}")
+
+
+def with_device(spec, device: str):
+    """``spec`` with its ``[train] device`` replaced (and checked)."""
+    from ..sweep import parse_spec
+
+    data = spec.model_dump(exclude_none=True)
+    data["train"] = {**data.get("train", {}), "device": device}
+    return parse_spec(data, source=f"--device {device}")
 
 
 def bench_sweep(

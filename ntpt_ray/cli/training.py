@@ -104,6 +104,8 @@ def train(
              "space, restarts ignored) or smt (Z3).")] = "gradient",
     library: Annotated[Path | None, typer.Option(help="Start the nets from this library.pt "
                                                     "(or run directory).")] = None,
+    device: Annotated[str, typer.Option(
+        help="Where gradient search runs: auto (cuda where there is a GPU), cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="Output directory (default runs/...).")] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -115,6 +117,7 @@ def train(
     from ..methods import SearchSettings, check_searchable
     from ..methods.local import search_restarts
     from ..problems import file_problem, problem
+    from ..train.device import resolve_device
     from ..train.run import save_run, train_restarts
 
     try:
@@ -132,6 +135,7 @@ def train(
             prob = problem(task, perceptual=bool(perceptual), model=model, hypers=parse_hypers(hyper))
         prob.compile()
         check_searchable(method, prob.perceptual)
+        resolve_device(device)  # a bad --device fails before any work
         prob.train_examples(1, np.random.default_rng(0), data_dir=data_dir)  # data present?
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, library_lr=library_lr,
                              init_scale=init_scale, entropy_start=entropy_start,
@@ -141,7 +145,7 @@ def train(
             path = library / "library.pt" if library.is_dir() else library
             if not path.exists():
                 fail(f"--library: no library at {path}")
-            snapshot = torch.load(path)
+            snapshot = torch.load(path, map_location="cpu")
     except (NTPTError, ValueError) as exc:
         fail(str(exc))
     name = prob.task.name
@@ -172,7 +176,7 @@ def train(
         try:
             if method == "gradient":
                 summary = train_restarts(prob, restarts=restarts, vectorise=vectorise, config=config,
-                                         seed=seed, library=snapshot, data_dir=data_dir,
+                                         seed=seed, library=snapshot, data_dir=data_dir, device=device,
                                          on_step=on_step, on_chunk=on_chunk)
             else:
                 progress.update(bar, total=None if method == "enumerate" else restarts)

@@ -1,7 +1,7 @@
 """Sweep specifications: the TOML files in ``search/``, validated into typed objects.
 
 A spec says what to learn (``[problem]``), how many restarts and how they are packed into
-actors (``[restarts]``), each restart's budget and learning rates (``[train]``), when a restart
+actors (``[restarts]``), each restart's budget, learning rates and device (``[train]``), when a restart
 counts as converged (``[convergence]``), how candidates are verified (``[verify]``), when the
 sweep stops (``[stop]``: a policy, optionally a time limit), which neural library it starts
 from and shares (``[library]``), and where verified programs go (``[output]``); ``[search]``
@@ -46,6 +46,7 @@ from ..methods.base import check_searchable
 from ..problems import Problem, file_problem, problem
 from ..tasks import FileTask, registered_tasks
 from ..train.config import TrainConfig
+from ..train.device import Device
 
 MAX_RESTARTS = 100_000  # [restarts] total, [tune] restarts
 MAX_PER_ACTOR = 256  # [restarts] per_actor: restarts held in one actor's tensors
@@ -160,6 +161,7 @@ class TrainSection(_Section):
     init_scale: PositiveFloat = TrainConfig.init_scale
     entropy_start: float = TrainConfig.entropy_start
     entropy_end: float = TrainConfig.entropy_end
+    device: Device = "auto"  # auto: cuda where the cluster (or this machine) has a GPU
 
 
 class ConvergenceSection(_Section):
@@ -307,7 +309,8 @@ class SweepSpec(_Section):
         """``name-<hash>``: the hash covers everything that changes what a restart finds (the
         model source and the examples' contents, not their file names), so a sweep resumes only
         into results of the same search."""
-        identity = self.model_dump(include={"problem", "train", "convergence", "verify", "library"})
+        identity = self.model_dump(include={"problem", "train", "convergence", "verify", "library"},
+                                   exclude={"train": {"device"}})  # where it runs: not what it finds
         identity["seed"] = self.restarts.seed
         if self.search.method != "gradient":  # gradient sweeps keep the ids they had
             identity["search"] = self.search.model_dump()

@@ -4,7 +4,8 @@ Each :meth:`RestartWorker.advance` call does what the coordinator decided (verif
 restarts, drop some, start new ones in free slots, adopt a new library version) and then
 trains every active slot for one validation period and reports its validation accuracy. The
 worker keeps no decisions of its own, so losing it loses only the restarts it was training:
-the coordinator re-runs them elsewhere. In a sweep it runs as a Ray actor with one CPU.
+the coordinator re-runs them elsewhere. In a sweep it runs as a Ray actor with one CPU (and
+one GPU with ``[train] device = "cuda"``).
 A restart's training data come from its own seed (see :class:`RestartBatch`), so it finds the
 same program whichever actor, slot and neighbours it has.
 """
@@ -112,7 +113,7 @@ class RestartWorker:
                             test_size=self.config.test_size, seed=self.spec.restarts.seed,
                             data_dir=data_dir)
         self.batch = RestartBatch(self.problem, [0] * slots, self.config, verifier=verifier,
-                                  data_dir=data_dir)
+                                  data_dir=data_dir, device=self.spec.train.device)
         self.batch.active[:] = False
         self.slot_of: dict[int, int] = {}  # restart -> slot
         self.assignment: dict[int, Assignment] = {}

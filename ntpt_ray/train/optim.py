@@ -17,11 +17,12 @@ class RestartAdam:
     """
 
     def __init__(self, groups: Sequence[tuple[Sequence[torch.Tensor], float]], restarts: int,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 device: torch.device | str = "cpu"):
         self.groups = [(list(params), lr) for params, lr in groups]
         self.betas = betas
         self.eps = eps
-        self.steps = torch.zeros(restarts)
+        self.steps = torch.zeros(restarts, device=device)  # on the tensors' device, as the moments
         self.moments = {p: (torch.zeros_like(p), torch.zeros_like(p))
                         for params, _ in self.groups for p in params}
 

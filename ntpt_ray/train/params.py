@@ -17,26 +17,30 @@ from ..lang.model import CompiledModel
 
 
 class ProgramParams(nn.Module):
-    """``logits[name]``: ``[R, *shape, size]`` for each learned Param of ``model``."""
+    """``logits[name]``: ``[R, *shape, size]`` for each learned Param of ``model``, on ``device``."""
 
-    def __init__(self, model: CompiledModel, seeds: Sequence[int], init_scale: float = 1.0):
+    def __init__(self, model: CompiledModel, seeds: Sequence[int], init_scale: float = 1.0,
+                 device: torch.device | str = "cpu"):
         super().__init__()
         self.model = model
         self.init_scale = init_scale
         self.restarts = len(seeds)
+        self.device = torch.device(device)
         self.logits = nn.ParameterDict({
-            name: nn.Parameter(torch.empty(len(seeds), *decl.shape, decl.size))
+            name: nn.Parameter(torch.empty(len(seeds), *decl.shape, decl.size, device=self.device))
             for name, decl in model.params.items()})
-        self.fixed = _fixed_one_hots(model)
+        self.fixed = {name: (mask.to(self.device), value.to(self.device))
+                      for name, (mask, value) in _fixed_one_hots(model).items()}
         for r, seed in enumerate(seeds):
             self.initialise(r, seed)
 
     @torch.no_grad()
     def initialise(self, restart: int, seed: int) -> None:
-        """Draw restart ``restart``'s logits afresh from ``seed`` (normal, std ``init_scale``)."""
+        """Draw restart ``restart``'s logits afresh from ``seed`` (normal, std ``init_scale``;
+        drawn on the CPU, so that every device starts from the same logits)."""
         for decl, logit in zip(self.model.params.values(), self.logits.values()):
             g = torch.Generator().manual_seed(seed * 104729 + decl.size * 131 + len(decl.shape))
-            logit[restart].normal_(0.0, self.init_scale, generator=g)
+            logit[restart] = torch.empty(logit.shape[1:]).normal_(0.0, self.init_scale, generator=g)
 
     def probs(self) -> dict[str, torch.Tensor]:
         """Param marginals ``{name: [R, *shape, size]}`` (one-hot where the model fixes an
@@ -48,7 +52,7 @@ class ProgramParams(nn.Module):
 
     def entropy(self) -> torch.Tensor:
         """Total entropy of each restart's Params ``[R]``."""
-        total = torch.zeros(self.restarts)
+        total = torch.zeros(self.restarts, device=self.device)
         for p in self.probs().values():
             h = -(p * p.clamp_min(1e-12).log()).sum(-1)
             total = total + h.reshape(self.restarts, -1).sum(1)

@@ -4,7 +4,8 @@ Each restart has its own Param logits, (in perceptual mode) its own copy of the 
 and its own stream of training batches, drawn from its seed: the examples of every restart
 are stacked ``[R, B, ...]`` and run in one pass. The loss is a sum over restarts, so Adam keeps
 them independent while every operation runs once on a leading restart dimension; a restart
-follows the same trajectory whichever slot, neighbours or process it has.
+follows the same trajectory whichever slot, neighbours or process it has. Training runs on one
+device (:mod:`~ntpt_ray.train.device`); decoding and discrete verification on the CPU.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import torch.nn.functional as F
 
 from ..lang.ir import LearnFn, Slot
 from ..lang.relaxed import PATHS, relaxed_class, run_relaxed
-from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView
+from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView, saved_nets
 from ..problems import Problem
 from ..tasks import UNOBSERVED, Examples, relaxed_correct
 from .config import TrainConfig
+from .device import resolve_device
 from .optim import RestartAdam
 from .params import ProgramParams
 from .verify import Verification, Verifier
@@ -43,22 +45,25 @@ class RestartResult:
 class RestartBatch:
     """R restarts of ``problem`` (one per seed) trained in lock-step, each on batches from its
     own stream: restart ``seed``'s k-th batch depends on ``(data_seed, seed, k)`` alone.
-    ``path`` picks the relaxed back-end (``fast``, or the ``reference`` it is tested against)."""
+    ``path`` picks the relaxed back-end (``fast``, or the ``reference`` it is tested against),
+    ``device`` where the Params, nets, optimiser state and batches live (see
+    :func:`~ntpt_ray.train.device.resolve_device`)."""
 
     def __init__(self, problem: Problem, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
                  *, library: LibrarySnapshot | None = None, verifier: Verifier | None = None,
-                 data_seed: int = 0, data_dir=None, path: str = "fast"):
+                 data_seed: int = 0, data_dir=None, path: str = "fast", device: str = "cpu"):
         self.problem = problem
         self.path = path
+        self.device = resolve_device(device)
         self._per_restart = _PER_RESTART[relaxed_class(path)]
         self.seeds = list(seeds)
         self.config = config
         self.data_dir = data_dir
         self.model = problem.compile()
-        self.params = ProgramParams(self.model, self.seeds, config.init_scale)
+        self.params = ProgramParams(self.model, self.seeds, config.init_scale, self.device)
         groups = [(list(self.params.parameters()), config.lr)]
         if problem.perceptual:
-            self.library = NeuralLibrary(self.model.nets, self.seeds)
+            self.library = NeuralLibrary(self.model.nets, self.seeds, self.device)
             if library is not None:
                 self.library.load(library)
             unknown = set(config.frozen_nets) - set(self.library.nets)
@@ -71,8 +76,8 @@ class RestartBatch:
             groups.append(([p for net in trained for p in net.parameters()],
                            config.effective_library_lr))
         else:
-            self.library = OracleLibrary(self.model.nets)
-        self.optimizer = RestartAdam(groups, len(self.seeds))
+            self.library = OracleLibrary(self.model.nets, self.device)
+        self.optimizer = RestartAdam(groups, len(self.seeds), device=self.device)
         self.data_seed = data_seed
         self.streams = [self._stream(seed) for seed in self.seeds]  # each restart's batches
         self.verifier = verifier or Verifier(problem, val_size=config.val_size,
@@ -119,7 +124,8 @@ class RestartBatch:
     def outputs(self, examples: Examples) -> dict[str, torch.Tensor]:
         """Output element marginals ``{name: [R, B, size]}`` of the relaxed model on examples
         shared by every restart."""
-        return run_relaxed(self._model(examples), self.probs(), self.library, examples.inputs, self.path)
+        inputs = _on(examples, self.device).inputs
+        return run_relaxed(self._model(examples), self.probs(), self.library, inputs, self.path)
 
     def _model(self, examples: Examples):
         hypers = examples.hypers
@@ -129,7 +135,7 @@ class RestartBatch:
         """The next batch of every active restart, drawn from its stream and stacked ``[R, B,
         ...]`` per kind of batch (its hypers and size: one kind but for data files of several
         batches), each with the mask of the restarts it is for; the other rows repeat one of
-        them (they are run but not trained on)."""
+        them (they are run but not trained on); both on the batch's device."""
         drawn = {r: self.problem.train_examples(self.config.batch_size, self.streams[r], data_dir=self.data_dir)
                  for r in np.flatnonzero(self.active)}
         kinds: dict[tuple, list[int]] = {}
@@ -139,8 +145,8 @@ class RestartBatch:
         for rows in kinds.values():
             mask = torch.zeros(self.restarts, dtype=torch.bool)
             mask[rows] = True
-            stacked = [drawn[r] if mask[r] else drawn[rows[0]] for r in range(self.restarts)]
-            out.append((_stack(stacked), mask))
+            stacked = [drawn[r] if r in rows else drawn[rows[0]] for r in range(self.restarts)]
+            out.append((_on(_stack(stacked), self.device), mask.to(self.device)))
         return out
 
     def step(self) -> float:
@@ -150,15 +156,15 @@ class RestartBatch:
         self.step_count += 1
         if not self.active.any():
             return 0.0
-        nll = torch.zeros(self.restarts)
+        nll = torch.zeros(self.restarts, device=self.device)
         for examples, mask in self._batches():
             outputs = self._per_restart(self._model(examples), self.probs(), self.library,
                                         examples.inputs).run()
             nll = nll + torch.where(mask, _per_restart_nll(outputs, examples), 0.0)
-        fraction = torch.from_numpy(self.steps_done / max(cfg.steps - 1, 1)).float()
+        fraction = torch.from_numpy(self.steps_done / max(cfg.steps - 1, 1)).float().to(self.device)
         weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction  # [R]
         loss = nll + weight * self.entropy() if bool(weight.any()) else nll
-        active = torch.from_numpy(self.active)
+        active = torch.from_numpy(self.active).to(self.device)
         self.optimizer.zero_grad()
         (loss * active).sum().backward()
         self.optimizer.step(active)
@@ -172,8 +178,9 @@ class RestartBatch:
         correct = np.zeros(self.restarts)
         total = 0
         for examples in self.verifier.val:
+            examples = _on(examples, self.device)
             right = relaxed_correct(self.outputs(examples), examples)
-            correct += right.expand(self.restarts, len(examples)).float().sum(1).numpy()
+            correct += right.expand(self.restarts, len(examples)).float().sum(1).cpu().numpy()
             total += len(examples)
         accuracy = correct / total
         for r in np.flatnonzero(self.active if record is None else record):
@@ -192,12 +199,16 @@ class RestartBatch:
                 callback(self, loss, accuracy)
 
     def library_view(self, restart: int):
-        """The nets restart ``restart`` uses, for the discrete back-end."""
+        """The nets restart ``restart`` uses, for the discrete back-end (on the CPU)."""
+        if self.device.type != "cpu":
+            if self.problem.perceptual:
+                return saved_nets(self.model.nets, self.library_snapshot(restart))
+            return OracleLibrary(self.model.nets)
         return RestartView(self.library, restart) if self.problem.perceptual else self.library
 
     def verify(self, restart: int, beam: int | None = None) -> Verification:
         """Decode restart ``restart`` (beam of K programs) and verify its best candidates."""
-        probs = {k: v[restart].detach().numpy() for k, v in self.probs().items()}
+        probs = {k: v[restart].detach().cpu().numpy() for k, v in self.probs().items()}
         verification = self.verifier.check(probs, self.library_view(restart), beam or self.config.beam)
         self.results[restart].verification = verification
         return verification
@@ -208,6 +219,7 @@ class RestartBatch:
         return self.results
 
     def library_snapshot(self, restart: int) -> LibrarySnapshot:
+        """Restart ``restart``'s nets, on the CPU (``{}`` in symbolic mode)."""
         return self.library.snapshot(restart) if self.problem.perceptual else {}
 
 
@@ -217,6 +229,15 @@ def _stack(examples: list[Examples]) -> Examples:
         return {name: torch.stack([getattr(e, part)[name] for e in examples]) for name in getattr(examples[0], part)}
 
     return Examples(stacked("inputs"), stacked("outputs"), {}, examples[0].hypers, examples[0].name)
+
+
+def _on(examples: Examples, device: torch.device) -> Examples:
+    """``examples`` with their inputs and outputs on ``device``."""
+    def moved(part: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: t.to(device) for name, t in part.items()}
+
+    return Examples(moved(examples.inputs), moved(examples.outputs), examples.symbols, examples.hypers,
+                    examples.name)
 
 
 def _per_restart_nll(outputs: dict[str, torch.Tensor], examples: Examples) -> torch.Tensor:

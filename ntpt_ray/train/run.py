@@ -49,9 +49,10 @@ def restart_seeds(seed: int, restarts: int) -> list[int]:
 
 def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: TrainConfig,
                    seed: int = 0, library: LibrarySnapshot | None = None, data_dir=None,
-                   on_step: Callable[[RestartBatch, float, Any], None] | None = None,
+                   device: str = "cpu", on_step: Callable[[RestartBatch, float, Any], None] | None = None,
                    on_chunk: Callable[[RestartBatch], None] | None = None) -> RunSummary:
-    """Train ``restarts`` restarts, ``vectorise`` at a time, then decode and verify each."""
+    """Train ``restarts`` restarts, ``vectorise`` at a time on ``device``, then decode and
+    verify each."""
     if restarts < 1 or vectorise < 1:
         raise ValueError("restarts and vectorise must be >= 1")
     summary = RunSummary(problem, config)
@@ -62,7 +63,7 @@ def train_restarts(problem: Problem, *, restarts: int, vectorise: int, config: T
     for start in range(0, restarts, vectorise):
         # each restart's batches come from its own seed (as in a sweep), whatever its chunk
         chunk = RestartBatch(problem, seeds[start:start + vectorise], config, library=library,
-                             verifier=verifier, data_dir=data_dir)
+                             verifier=verifier, data_dir=data_dir, device=device)
         began = time.perf_counter()
         chunk.train(on_step)
         summary.train_seconds += time.perf_counter() - began
@@ -142,7 +143,7 @@ def load_program(path: Path) -> tuple[LearnedProgram, LibrarySnapshot]:
                                 + ("" if path.exists() else " (no such file or folder)"))
     program = read_program(file)
     library_file = folder / "library.pt"
-    library = torch.load(library_file) if library_file.exists() else {}
+    library = torch.load(library_file, map_location="cpu") if library_file.exists() else {}
     return program, library
 
 
