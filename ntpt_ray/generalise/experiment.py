@@ -27,6 +27,7 @@ from ..atomic import atomic_write
 from ..jsonfile import read_json
 from ..library import LibrarySnapshot
 from ..parts import QuietDisplay, add_wall_time, reporter, run_parts
+from ..train.device import cluster_device
 from .spec import BASELINES, GeneraliseSpec
 
 RETRIES = 2  # reruns of a Ray task whose worker died
@@ -221,8 +222,7 @@ def _run_tasks(spec: GeneraliseSpec, out: Path, todo: list[str], data_dir: str |
     """Run the Ray parts in ``todo`` (``ntpt`` after ``continued``), writing each as it ends."""
     import ray
 
-    gpus = 1 if spec.baselines.device == "cuda" or (
-        spec.baselines.device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
+    gpus = int(cluster_device(spec.baselines.device, ray.cluster_resources().get("GPU", 0)) == "cuda")
     remote = ray.remote(num_cpus=1, max_retries=RETRIES)(_run_part)
 
     def submit(kind: str, board):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -22,13 +21,12 @@ import torch.nn.functional as F
 from ..data.symbols import NET_SYMBOLS, SymbolPools
 from ..lang.relaxed import run_relaxed
 from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, saved_nets
+from ..parts import Progress
 from ..program import LearnedProgram
 from ..tasks import Examples, discrete_correct, relaxed_nll
 from .data import test_batches
 from .expectation import confusion, expected_accuracy
 from .spec import GeneraliseSpec
-
-Progress = Callable[[int, int], None]
 
 
 def _net_images(data_dir: str | None, split: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,20 +18,11 @@ from torch import nn
 
 from ..data.tasks import make_batch
 from ..library import LibrarySnapshot
+from ..parts import Progress
+from ..train.device import resolve_device
 from .baselines import LibraryEmbedding, LSTMBaseline, NeuralGPU, OneHotEmbedding, count_parameters
 from .data import test_batches, validation_sets
 from .spec import GeneraliseSpec
-
-Progress = Callable[[int, int], None]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: CUDA where this process sees a GPU, else the CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("[baselines] device = \"cuda\" but this worker sees no GPU")
-    return torch.device(device)
 
 
 def perceptual(model: str) -> bool:
