@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+
+def write_new(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Create ``path`` (it must not exist yet) and fill it with ``write(file)``, unsynced: make it
+    durable with :func:`fsync_paths` (after writing the rest of a batch)."""
+    with open(path, "xb" if binary else "x", **({} if binary else {"encoding": "utf-8"})) as f:
+        write(f)
 
 
 def write_synced(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
@@ -32,8 +39,15 @@ def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False)
 
 def fsync_dir(path: Path) -> None:
     """Make the entries of directory ``path`` (new names, renames) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_paths([path])
+
+
+def fsync_paths(paths: Iterable[Path]) -> None:
+    """Make files (their data) and directories (their entries) durable, one after another:
+    written first, then synced together, a batch's data reach the disk in few journal commits."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -5,7 +5,8 @@ directory (``program.json``, ``program.ntpt``, ``model.py``, ``library.pt`` when
 nets), so ``ntpt show``/``ntpt evaluate`` read a stored program as they read a run. A program is
 written into a temporary folder and renamed into place: a folder without ``record.json`` never
 appears, and of several writers of one id (a restart re-run after a crash, racing processes)
-exactly one stores it.
+exactly one stores it. :meth:`ProgramStore.add_many` makes a batch durable together (a group
+commit: every file written before the first fsync, the programs' folder fsynced once).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .atomic import fsync_dir, write_synced
+from .atomic import fsync_dir, fsync_paths, write_new
 from .jsonfile import BadFile, read_json
 from .library import LibrarySnapshot
 from .program import LearnedProgram
@@ -99,7 +100,7 @@ class StoredProgram:
     @cached_property
     def library(self) -> LibrarySnapshot:
         file = self.path / "library.pt"
-        return torch.load(file) if file.exists() else {}
+        return torch.load(file, map_location="cpu") if file.exists() else {}
 
 
 def copy_program(folder: Path, dest: Path, name: str) -> Path:
@@ -133,30 +134,57 @@ class ProgramStore:
             source: str | None = None) -> bool:
         """Store a program atomically, with its model ``source`` (default: the shipped model the
         record names); ``False`` (and nothing written) when its id is already there, complete or not."""
-        if not record.id or record.id.startswith(".") or Path(record.id).name != record.id:
-            raise ValueError(f"a program id is a plain folder name, got {record.id!r}")
-        if self.path(record.id).exists():
-            return False
+        return self.add_many([(record, library)], source=source)[0]
+
+    def add_many(self, programs: Sequence[tuple[ProgramRecord, LibrarySnapshot | None]], *,
+                 source: str | None = None) -> list[bool]:
+        """:meth:`add` each ``(record, library)``, durable together when this returns: every
+        program is written before the first fsync and the programs' folder is fsynced once.
+        Whether each was stored (``False``: its id was there already, or earlier in the batch)."""
+        for record, _ in programs:
+            if not record.id or record.id.startswith(".") or Path(record.id).name != record.id:
+                raise ValueError(f"a program id is a plain folder name, got {record.id!r}")
+        self.programs.mkdir(parents=True, exist_ok=True)
+        stored = [False] * len(programs)
+        staged: list[tuple[int, Path]] = []  # (index in programs, its temporary folder)
+        written: list[Path] = []  # every file, then every temporary folder: fsynced together
+        try:
+            for i, (record, library) in enumerate(programs):
+                if self.path(record.id).exists():
+                    continue
+                tmp = self.root / f".tmp-{secrets.token_hex(8)}"  # private until renamed: plain writes
+                tmp.mkdir()
+                staged.append((i, tmp))
+                self._write(tmp, record, library, source, written)
+            fsync_paths([*written, *(tmp for _, tmp in staged)])
+            for i, tmp in staged:
+                target = self.path(programs[i][0].id)
+                try:
+                    os.rename(tmp, target)  # fails onto an existing non-empty folder
+                    stored[i] = True
+                except OSError:
+                    if not target.exists():
+                        raise
+        finally:
+            for _, tmp in staged:
+                shutil.rmtree(tmp, ignore_errors=True)  # gone already when renamed
+        if any(stored):
+            fsync_dir(self.programs)
+        return stored
+
+    @staticmethod
+    def _write(folder: Path, record: ProgramRecord, library: LibrarySnapshot | None,
+               source: str | None, written: list[Path]) -> None:
+        """Write a program's files into ``folder`` unsynced, appending their paths to ``written``."""
+        def write(path: Path, fill: Callable[[Any], None], binary: bool = False) -> None:
+            write_new(path, fill, binary)
+            written.append(path)
+
         if not record.program_hash:
             record = replace(record, program_hash=program_hash(record.program))
-        program = LearnedProgram.from_dict(record.program, source=source)
-        self.programs.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{secrets.token_hex(8)}"  # private until renamed: plain writes
-        tmp.mkdir()
-        try:
-            save_program(tmp, program, library, write=write_synced)
-            write_synced(tmp / RECORD, lambda f: json.dump(jsonable(record.to_dict()), f, indent=1))
-            fsync_dir(tmp)
-            try:
-                os.rename(tmp, self.path(record.id))  # fails onto an existing non-empty folder
-            except OSError:
-                if self.path(record.id).exists():
-                    return False
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)  # gone already when renamed
-        fsync_dir(self.programs)
-        return True
+        save_program(folder, LearnedProgram.from_dict(record.program, source=source), library, write=write)
+        data = jsonable({f.name: getattr(record, f.name) for f in fields(record)})  # to_dict's deep copy, skipped
+        write(folder / RECORD, lambda f: json.dump(data, f, indent=1))
 
     def get(self, id_or_prefix: str) -> StoredProgram:
         """The program with this id, else the only one whose id starts with it."""

@@ -85,6 +85,20 @@ def test_add_then_get_round_trips_record_program_and_library(tmp_path):
     assert store.list() == [got]
 
 
+def test_a_batch_added_together_is_all_readable_after_reopening_the_store(tmp_path):
+    store = ProgramStore(tmp_path)
+    assert store.add(make_record(restart=2))
+    library = {"net_0": {"w0": torch.randn(4, 3)}}
+    batch = [(make_record(restart=1), library), (make_record(restart=2), None),
+             (make_record(restart=5, values=WRONG_MATH), None), (make_record(restart=1), None)]
+    assert store.add_many(batch) == [True, False, True, False]  # 2 was stored, 1 is in the batch twice
+    reopened = ProgramStore(tmp_path)
+    assert [r.id for r in reopened.list()] == [program_id("math-t", r) for r in (1, 2, 5)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    torch.testing.assert_close(reopened.get(program_id("math-t", 1)).library, library)
+    assert reopened.get(program_id("math-t", 5)).program.values["return_reg"] == 2
+
+
 def test_identical_programs_share_a_hash_and_others_do_not(tmp_path):
     store = ProgramStore(tmp_path)
     store.add(make_record(restart=1))

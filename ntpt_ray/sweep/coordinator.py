@@ -3,7 +3,8 @@
 It hands restarts to :class:`~ntpt_ray.sweep.worker.RestartWorker` actors (one CPU each, a
 vectorised batch of restart slots per actor), watches each restart's validation accuracy,
 orders a restart verified when the :class:`ConvergenceRule` fires or its budget is spent,
-stores every verified program, publishes a better neural library to the actors as a new
+stores every verified program (those of one pass over the replies in as one batch, durable
+before their restarts count as verified), publishes a better neural library to the actors as a new
 version (through Ray's object store), and stops as the spec's stop policy says. Every finished
 restart is written to the sweep's durable state at once (with the time spent so far); a lost
 actor's restarts run again on another actor, with the same results (a restart's data come from
@@ -30,6 +31,7 @@ import numpy as np
 from ..cli.common import plural
 from ..methods import space_size
 from ..store import ProgramRecord, ProgramStore, default_store, program_id
+from ..train.device import actor_options, cluster_device
 from ..train.run import restart_seeds
 from .convergence import ConvergenceRule
 from .spec import SweepSpec, limit
@@ -118,7 +120,7 @@ class Coordinator:
         self.ray = runtime
         self.method = spec.search.method
         worker = RestartWorker if self.method == "gradient" else SearchWorker
-        self.worker_class = runtime.remote(num_cpus=1, max_restarts=0)(worker)
+        self.worker_class = runtime.remote(**actor_options(spec.train.device))(worker)
         self.spec = spec
         self.store = store
         self.directory = directory
@@ -154,6 +156,8 @@ class Coordinator:
         self.unsaved = False  # finished restarts not yet in state.json
         self.saved_at = self.progressed_at = -math.inf  # time.perf_counter() of the last ones
         self.save_seconds = 0.0  # what the last save took
+        self.record_spec = spec.model_dump()  # in every stored program's record
+        self.unstored: list[tuple[ProgramRecord, Checked]] = []  # verified in this pass: see _commit
 
     # ---- the loop
 
@@ -167,10 +171,7 @@ class Coordinator:
         last_alive = time.perf_counter()
         try:
             while not self._stop_reason():
-                refs = list(self.actors)
-                if not refs:
-                    raise SweepError("no actor left to run the sweep's restarts")
-                ready, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+                ready = self._wait()
                 if any(a.ready for a in self.actors.values()):
                     last_alive = time.perf_counter()
                 elif time.perf_counter() - last_alive > STARTUP_TIMEOUT:
@@ -178,6 +179,7 @@ class Coordinator:
                                      "cluster have a free CPU? (state is saved; use --resume)")
                 for ref in ready:
                     self._handle(ref)
+                self._commit()
                 self._save_due()
                 self._progress()
             self._progress(force=True)
@@ -186,11 +188,25 @@ class Coordinator:
                 self.ray.kill(actor.handle, no_restart=True)
             self.result.seconds = self._elapsed()
             self.result.examined += sum(self.examining.values())  # restarts cut short by the stop
-            self._save()
+            try:
+                self._commit()  # the programs verified in a pass an error cut short
+            finally:
+                self._save()
         self.result.stopped_by = self._stop_reason()
         self.result.done = len(self.state.outcomes)
         self.result.verified = self.state.verified
         return self.result
+
+    def _wait(self) -> list:
+        """The calls whose replies are in: one waited for, with every other one in already, so
+        that a pass handles them all and stores their programs as one batch."""
+        refs = list(self.actors)
+        if not refs:
+            raise SweepError("no actor left to run the sweep's restarts")
+        ready, rest = self.ray.wait(refs, num_returns=1, timeout=1.0)
+        if ready and rest:
+            ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+        return ready
 
     def _handle(self, ref) -> None:
         actor = self.actors.pop(ref)
@@ -320,11 +336,12 @@ class Coordinator:
     def _checked(self, actor: _Actor, c: Checked) -> None:
         self.examining.pop(c.restart, None)
         self.result.examined += c.examined
-        if c.verified:
-            self._store(c)
         if c.verified or c.finished:
             actor.restarts.discard(c.restart)
-            self._finish(c.restart, "verified" if c.verified else "failed")
+        if c.verified:
+            self.unstored.append((self._record(c), c))  # finished once stored: see _commit
+        elif c.finished:
+            self._finish(c.restart, "failed")
         else:
             self.last_failed[c.restart] = self.curves[c.restart][-1]
 
@@ -357,16 +374,32 @@ class Coordinator:
             self._save()
             self.result.coordinator_seconds += self.save_seconds
 
-    def _store(self, c: Checked) -> None:
-        pid = program_id(self.spec.sweep_id, c.restart)
-        record = ProgramRecord(
-            id=pid, sweep=self.spec.sweep_id, restart=c.restart, seed=c.seed,
-            library_version=c.library_version, program=c.program, verification=c.verification,
-            val_curve=c.val_curve, spec=self.spec.model_dump(), started_at=now_iso(c.started_at),
-            found_at=now_iso(), seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3),
-            method=self.method)
-        if self.store.add(record, c.nets or None, source=self.spec.build_problem().source):
-            self.result.programs.append(pid)
+    def _record(self, c: Checked) -> ProgramRecord:
+        return ProgramRecord(
+            id=program_id(self.spec.sweep_id, c.restart), sweep=self.spec.sweep_id, restart=c.restart,
+            seed=c.seed, library_version=c.library_version, program=c.program,
+            verification=c.verification, val_curve=c.val_curve, spec=self.record_spec,
+            started_at=now_iso(c.started_at), found_at=now_iso(),
+            seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3), method=self.method)
+
+    def _commit(self) -> None:
+        """Group commit: store the programs verified in this pass as one batch (durable together,
+        with one fsync of the programs' folder), then finish their restarts as verified."""
+        if not self.unstored:
+            return
+        began = time.perf_counter()
+        batch, self.unstored = self.unstored, []
+        added = self.store.add_many([(record, c.nets or None) for record, c in batch],
+                                    source=self.spec.build_problem().source)
+        for (record, c), new in zip(batch, added):
+            self._stored(record, c, new)
+        self.result.coordinator_seconds += time.perf_counter() - began
+
+    def _stored(self, record: ProgramRecord, c: Checked, added: bool) -> None:
+        """Program ``record`` is durable in the store (``added``: by this session): finish its
+        restart as verified, and share its nets if they are the best yet."""
+        if added:
+            self.result.programs.append(record.id)
             if self.result.first_verified_seconds is None:
                 self.result.first_verified_seconds = self._elapsed()
         if c.nets and self.spec.library.share:
@@ -374,9 +407,10 @@ class Coordinator:
             score = float(np.mean(list(accuracy.values()))) if accuracy else 0.0
             if score > self.library_score:
                 self.library_score = score
-                record = self.directory.add_library(self.state, c.nets, pid, score)
-                self.versions.append(self._publish(record.version, c.nets))
+                library = self.directory.add_library(self.state, c.nets, record.id, score)
+                self.versions.append(self._publish(library.version, c.nets))
                 self.result.library_versions = len(self.versions)
+        self._finish(c.restart, "verified")
 
     def _publish(self, version: int, nets) -> Any:
         return self.ray.put(LibraryVersion(version, nets))
@@ -432,10 +466,14 @@ def run_sweep(spec: SweepSpec, *, store: str | Path | None = None, address: str 
             if state is None:
                 state = directory.create(*start)
             cpus = int(ray.cluster_resources().get("CPU", 0))
+            gpus = ray.cluster_resources().get("GPU", 0)
+            device = cluster_device(spec.train.device, gpus) if spec.search.method == "gradient" else "cpu"
+            slots = int(gpus) if device == "cuda" else cpus  # an actor per GPU, else per CPU
             wanted = spec.restarts.actors if actors is None else actors
-            count = cpus if wanted == "auto" else min(int(wanted), cpus)
+            count = slots if wanted == "auto" else min(int(wanted), slots)
             if count < 1:
                 raise SweepError(f"the Ray cluster has no CPU for an actor ({ray.cluster_resources()})")
+            spec = spec.model_copy(update={"train": spec.train.model_copy(update={"device": device})})
             return Coordinator(spec, ProgramStore(root), directory, state, actors=count, data_dir=data,
                                on_progress=on_progress, began=began).run()
         finally:

@@ -164,7 +164,7 @@ class SweepDirectory:
         return record
 
     def library(self, record: LibraryRecord) -> LibrarySnapshot:
-        return torch.load(self.path / record.file) if record.file else {}
+        return torch.load(self.path / record.file, map_location="cpu") if record.file else {}
 
 
 def resolve_start_library(start: str | None, store: Path) -> tuple[LibrarySnapshot, str]:
@@ -189,14 +189,15 @@ def resolve_start_library(start: str | None, store: Path) -> tuple[LibrarySnapsh
             except (IndexError, KeyError, TypeError) as exc:
                 raise BadFile(f"{state_file}: not a sweep state: {exc!r}") from None
             if latest.file:
-                return torch.load(state_file.parent / latest.file), f"start: {start} v{latest.version}"
+                nets = torch.load(state_file.parent / latest.file, map_location="cpu")
+                return nets, f"start: {start} v{latest.version}"
         raise FileNotFoundError(f"[library] start: no sweep named '{name}' with a library in "
                                 f"{store / 'sweeps'}; run that sweep first")
     path = Path(start)
     file = path / "library.pt" if path.is_dir() else path
     if not file.exists():
         raise FileNotFoundError(f"[library] start: no library at {file}")
-    return torch.load(file), f"start: {start}"
+    return torch.load(file, map_location="cpu"), f"start: {start}"
 
 
 def now_iso(t: float | None = None) -> str:
