@@ -31,7 +31,7 @@ def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.
         candidates = (scores[:, None] + logp[None, :]).ravel()
         if candidates.size > k:
             best = np.argpartition(-candidates, k - 1)[:k]
-            best.sort()  # keep prefixes in (parent, value) order: ties resolve the same way
+            best.sort()  # keep prefixes in (parent, value) order: ties resolve deterministically
         else:
             best = np.arange(candidates.size)
         rows, values = np.divmod(best, logp.size)
