@@ -13,6 +13,7 @@ import torch
 from .lang.concrete import run_path
 from .lang.discrete import run_discrete
 from .lang.ir import slot_name
+from .lang.specialise import specialise
 from .problems import Problem, read_model_source
 from .tasks import FileTask, get_task, registered_tasks
 from .tasks.base import DetachedTask
@@ -108,13 +109,18 @@ def run_programs(problem: Problem, values: Mapping[str, np.ndarray], inputs: Map
                  *, library, hypers: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
     """Output elements ``{name: [P, B]}`` of P programs (``values[name]``: ``[P, *shape]``) on
     one batch, the model compiled for ``hypers`` (default: the training examples'). One program
-    on one example runs along its path alone (:mod:`.lang.concrete`), in time linear in it."""
+    on one example runs along its path alone (:mod:`.lang.concrete`), in time linear in it; one
+    program on a batch runs the model specialised to it (:mod:`.lang.specialise`)."""
     batch = next(iter(inputs.values())).shape[0] if inputs else 1
-    if batch == 1 and all(np.shape(v)[0] == 1 for v in values.values()):
+    one_program = all(np.shape(v)[0] == 1 for v in values.values())
+    if one_program and batch == 1:
         module = problem.parsed().module(**problem.model_hypers(hypers))
         outputs = run_path(module, {k: np.asarray(v)[0] for k, v in values.items()}, library, inputs)
         return {name: torch.tensor([[value]]) for name, value in outputs.items()}
     model = problem.compile(hypers)
+    if one_program:
+        program = {k: np.asarray(v)[0] for k, v in values.items() if k in model.params}
+        return run_discrete(specialise(model, program), {}, library, inputs)
     params = {k: torch.as_tensor(np.asarray(v)) for k, v in values.items() if k in model.params}
     return run_discrete(model, params, library, inputs)
 

@@ -29,11 +29,7 @@ def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.
     for name, index in elements:
         logp = np.log(np.clip(probs[name][index], 1e-30, None))
         candidates = (scores[:, None] + logp[None, :]).ravel()
-        if candidates.size > k:
-            best = np.argpartition(-candidates, k - 1)[:k]
-            best.sort()  # keep prefixes in (parent, value) order: ties resolve deterministically
-        else:
-            best = np.arange(candidates.size)
+        best = _top_indices(candidates, k) if candidates.size > k else np.arange(candidates.size)
         rows, values = np.divmod(best, logp.size)
         parents.append(rows)
         picks.append(values)
@@ -48,6 +44,16 @@ def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.
     for column, (name, index) in enumerate(elements):
         programs[name][(slice(None), *index)] = choices[:, column]
     return programs, scores[order]
+
+
+def _top_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the ``k`` largest ``values``, ascending: in (parent, value) order, so
+    ties at the k-th value go to the lowest indices (deterministic, and no sort)."""
+    kth = np.partition(values, values.size - k)[values.size - k]
+    chosen = values > kth
+    ties = np.flatnonzero(values == kth)[:k - int(np.count_nonzero(chosen))]
+    chosen[ties] = True
+    return np.flatnonzero(chosen)
 
 
 def argmax_program(probs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
