@@ -99,3 +99,59 @@ def test_arm_liveness_is_decided_once_from_the_values_an_expression_can_take():
 def test_an_unknown_path_is_one_clear_error():
     with pytest.raises(ValueError, match="unknown relaxed path 'quick'; known: reference, fast"):
         relaxed_class("quick")
+
+
+STACKABLE = """
+x = Input(4)
+y = Output(4)
+b = Param(3)
+k = Param(4)[3]
+h = Param(2)[3]
+with b as i:
+    if h[i] == 0:
+        y.set_to(k[i])
+    else:
+        y.set_to(x)
+"""
+
+
+def test_arms_that_differ_only_in_what_they_read_are_computed_together():
+    """``with b as i`` over ``k[i]``, ``h[i]``: one template, each arm's Param a stacked leaf,
+    and the same values and gradients as the reference, which runs every arm on its own."""
+    model = Model(STACKABLE, "stackable.py").compile()
+    assert len(plan(model).templates) == 1
+    logits = {"b": torch.randn(2, 3), "k": torch.randn(2, 3, 4), "h": torch.randn(2, 3, 2)}
+    inputs = {"x": torch.tensor([0, 3, 1])}
+    out = {}
+    for path in PATHS:
+        leaves = {n: v.clone().requires_grad_() for n, v in logits.items()}
+        y = run_relaxed(model, {n: v.softmax(-1) for n, v in leaves.items()}, None, inputs, path)["y"]
+        (y * torch.arange(4.0)).sum().backward()
+        out[path] = (y.detach(), {n: v.grad for n, v in leaves.items()})
+    torch.testing.assert_close(out["fast"][0], out["reference"][0])
+    for name in logits:
+        torch.testing.assert_close(out["fast"][1][name], out["reference"][1][name])
+
+
+HEAD = """
+x = Input(4)
+y = Output(4)
+b = Param(3)
+k = Param(4)[3]
+z = Var(4)
+"""
+
+
+@pytest.mark.parametrize("body, why", [
+    ("with b as i:\n    if i == 0:\n        z.set_to(x)\n        y.set_to(z)\n    else:\n"
+     "        y.set_to(k[i])\n", "arms of different shapes"),
+    ("with b as i:\n    y.halt_with(k[i])\n", "arms that halt"),
+])
+def test_arms_are_not_stacked_when_they_differ_in_shape_or_halt(body, why):
+    model = Model(HEAD + body, "unstackable.py").compile()
+    assert not plan(model).templates, why
+
+
+def test_the_math_blocks_are_computed_together():
+    templates = plan(problem("math").compile()).templates
+    assert len(templates) >= 5  # every `with pc[t] as b` with more than one live block

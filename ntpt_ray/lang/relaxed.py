@@ -11,8 +11,9 @@ probability of halting).
 Two implementations compute the same values (to float rounding): :class:`RelaxedInterpreter`,
 the reference (one dense contraction per ``@Runtime`` call, one host sync per branch arm), and
 :class:`FastRelaxedInterpreter` (the default, see ``PATHS``), which decides arm liveness once per
-compiled model, contracts ``@Runtime`` tables through their index structure and merges each
-branch in one product.
+compiled model, contracts ``@Runtime`` tables through their index structure, merges each
+branch in one product and computes the arms that differ only in what they read together
+(:mod:`.stacking`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from .interpret import Interpreter
-from .ir import LearnFn, RuntimeFn, Slot
+from .ir import Block, Branch, LearnFn, Read, RuntimeFn, Slot
 from .model import CompiledModel
+from .stacking import Stacked, stack_arms
 
 
 @lru_cache(maxsize=256)
@@ -256,7 +258,24 @@ class Plan:
         support = _Support(model)
         support.run()
         self.live = support.live
+        self.templates: dict[int, Block] = {}  # id(branch) -> its live arms stacked (stacking.py)
+        self._stack(model.body)
         self.tensors: dict[tuple, torch.Tensor] = {}
+
+    def _stack(self, block: Block) -> None:
+        """Find the subject branches whose live arms stack into one template."""
+        for stmt in block:
+            if not isinstance(stmt, Branch):
+                continue
+            live = self.live.get(id(stmt), [])
+            arms = [body for (_, body), alive in zip(stmt.arms, live) if alive]
+            stacked = stack_arms(arms, self.live) if stmt.subject is not None and len(arms) > 1 else None
+            if stacked is not None:
+                self.templates[id(stmt)], template_live = stacked
+                self.live.update(template_live)
+                continue
+            for _, body in stmt.arms:
+                self._stack(body)
 
     def tensor(self, key: tuple, device: torch.device, make) -> torch.Tensor:
         """The constant ``make()`` for ``key`` (unique within the model) on ``device``."""
@@ -289,6 +308,9 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
       constants and tables are made once per model and device.
     * A subject branch gets every arm weight from one product; each branch merges all it assigns
       in one batched product, and a random-index read is one product over its options.
+    * The live arms of a subject branch that differ only in their leaves (``with pc[t] as b``
+      over blocks reading ``instr[b]``...) run once, as the :class:`Plan`'s template, on values
+      with the arms in front (``[arms, R or 1, B or 1, size]``): a third of the operations.
     """
 
     def __init__(self, model: CompiledModel, params: Mapping[str, torch.Tensor], library,
@@ -338,9 +360,27 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
         for i in index[1:]:
             weight = (weight.unsqueeze(-1) * i.unsqueeze(-2)).flatten(-2)
         options = [self.fit(o, size) for o in options]
-        lead = _lead(o.shape[:-1] for o in options)
+        lead = _lead([weight.shape[:-1], *(o.shape[:-1] for o in options)])
         stacked = torch.stack([o.expand(*lead, o.shape[-1]) for o in options])
-        return (stacked * weight.movedim(-1, 0).unsqueeze(-1)).sum(0)
+        return (stacked * _front(weight.movedim(-1, 0), len(lead))).sum(0)
+
+    def eval(self, e, env):
+        if isinstance(e, Stacked):
+            return self.stacked(e, env)
+        return super().eval(e, env)
+
+    def stacked(self, e: Stacked, env) -> torch.Tensor:
+        """Each arm's leaf, stacked in front: ``[arms, R or 1, B or 1, size]`` (leaves that are
+        no Var's are read once per run)."""
+        key = e if not any(isinstance(leaf, Read) and leaf.kind == "Var" for leaf in e.leaves) else None
+        if key is not None and key in self.reads:
+            return self.reads[key]
+        values = [self.fit(self.eval(leaf, env), e.size) for leaf in e.leaves]
+        lead = _lead(v.shape[:-1] for v in values)
+        out = torch.stack([v.expand(*lead, e.size) for v in values])
+        if key is not None:
+            self.reads[key] = out
+        return out
 
     def branch(self, br, env, path) -> None:
         live = self.live[id(br)]
@@ -355,23 +395,27 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
             every = self.arm_weights(br, env)
             lead = _lead(every[k].shape for k in arms)
             weights = torch.stack([every[k].expand(lead) for k in arms])
+        template = self.plan.templates.get(id(br))
+        if template is not None:  # the live arms at once: each value [arms, ...] or shared
+            layer = env.new_child()
+            self.block(template, layer, None)
+            weights = weights.unsqueeze(-1)  # [arms, *lanes, 1]
+            for slot, _ in br.assigns:
+                env[slot] = (layer.maps[0][slot] * weights).sum(0)
+            return
         layers = []
         for n, k in enumerate(arms):
             layer = env.new_child()
             self.block(br.arms[k][1], layer, self.both(path, weights[n]) if br.emits else None)
             layers.append(layer.maps[0])
-        if not br.assigns:
-            return
-        shape = (*weights.shape, 1)
-        weights = weights.reshape(shape)  # [arms, *lanes, 1]
         for slot, _ in br.assigns:
             values = [layer[slot] for layer in layers]
+            lead = _lead([weights.shape[1:], *(v.shape[:-1] for v in values)])
             if len(values) == 1:
-                env[slot] = weights[0] * values[0]
+                env[slot] = _front(weights, len(lead))[0] * values[0]
                 continue
-            lead = _lead([shape[1:-1], *(v.shape[:-1] for v in values)])
             stacked = torch.stack([v.expand(*lead, v.shape[-1]) for v in values])
-            env[slot] = (stacked * weights).sum(0)
+            env[slot] = (stacked * _front(weights, len(lead))).sum(0)
 
     def end_of_statement(self) -> None:
         self.alive = self.alive * (1 - self.pending).clamp(min=0)
@@ -382,6 +426,13 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
             size = self.model.decls[slot[0]].size
             return torch.zeros(self.restarts, self.batch, size, device=self.device)
         return super().output(slot, env)
+
+
+def _front(weights: torch.Tensor, lanes: int) -> torch.Tensor:
+    """``[n, *w]`` weights as ``[n, 1.., *w, 1]`` with ``lanes`` lane dimensions, to multiply
+    values ``[n, *lanes, size]`` (lanes are aligned from the right)."""
+    n, *rest = weights.shape
+    return weights.reshape(n, *(1,) * (lanes - len(rest)), *rest, 1)
 
 
 def _lead(shapes) -> tuple[int, ...]:
