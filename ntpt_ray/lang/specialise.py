@@ -80,8 +80,9 @@ class _Specialiser:
             subject = self.expr(br.subject, known)
             if not isinstance(subject, Const):
                 return None
-            taken = [body for mask, (_, body) in zip(br.masks, br.arms) if mask[subject.value]]
-            return [(None, taken[0])] if len(taken) == 1 else None
+            value = subject.value  # the masks are exclusive: the first arm that holds is the one
+            taken = next((body for mask, (_, body) in zip(br.masks, br.arms) if mask[value]), None)
+            return None if taken is None else [(None, taken)]
         arms: list[tuple[Cond | None, Block]] = []
         for cond, body in br.arms:
             holds = True if cond is None else self.cond(cond, known)

@@ -29,7 +29,13 @@ def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.
     for name, index in elements:
         logp = np.log(np.clip(probs[name][index], 1e-30, None))
         candidates = (scores[:, None] + logp[None, :]).ravel()
-        best = _top_indices(candidates, k) if candidates.size > k else np.arange(candidates.size)
+        if candidates.size <= k:
+            best = np.arange(candidates.size)
+        elif scores.size < k:
+            best = _top_indices(candidates, k)
+        else:  # k prefixes each reach this with their best value: the k best are all above it
+            pool = np.flatnonzero(candidates >= scores.min() + logp.max())
+            best = pool[_top_indices(candidates[pool], k)] if pool.size > k else pool
         rows, values = np.divmod(best, logp.size)
         parents.append(rows)
         picks.append(values)
@@ -86,9 +92,10 @@ def _merge_unread(probs, programs, guards):
     score = np.zeros(count)
     keys = []
     for name, values in programs.items():
-        chosen = np.take_along_axis(np.broadcast_to(probs[name], (count, *probs[name].shape)),
-                                    values[..., None], -1)[..., 0]
-        score += (np.log(np.clip(chosen, 1e-30, None)) * relevant[name]).reshape(count, -1).sum(1)
+        logp = np.log(np.clip(probs[name], 1e-30, None)).reshape(-1, probs[name].shape[-1])
+        flat = values.reshape(count, -1)
+        chosen = logp[np.arange(flat.shape[1]), flat]  # [count, elements]
+        score += (chosen * relevant[name].reshape(count, -1)).sum(1)
         keys.append(np.where(relevant[name], values, -1).reshape(count, -1))
         programs[name] = np.where(relevant[name], values, best[name])
     _, first = np.unique(_row_keys(keys, [probs[name].shape[-1] for name in programs]),
