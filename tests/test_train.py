@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -33,6 +34,23 @@ def test_beam_is_exactly_the_k_most_probable_programs():
     assert all(np.array_equal(first[n], best[n]) for n in probs)
     assert len({(tuple(a), b) for a, b in zip(programs["a"], programs["b"])}) == 10
 
+
+
+@pytest.mark.parametrize("concentration", [0.05, 1.0, None])  # peaked, spread, exact ties
+def test_a_wide_beam_is_the_k_most_probable_programs_with_ties_broken_by_index(concentration):
+    """Once the beam is full only candidates above the worst kept prefix's best extension are
+    ranked; with ties (uniform Params) every choice is still among the k most probable."""
+    rng = np.random.default_rng(1)
+    shape = (5, 4)
+    probs = {"p": np.full(shape, 0.25) if concentration is None else
+             rng.dirichlet(np.full(4, concentration), size=5)}
+    programs, logp = top_programs(probs, 30)
+    every = np.array(list(itertools.product(range(4), repeat=5)))
+    scores = np.log(probs["p"])[np.arange(5), every].sum(1)
+    np.testing.assert_allclose(logp, np.sort(scores)[::-1][:30])
+    chosen = np.log(probs["p"])[np.arange(5), programs["p"]].sum(1)
+    np.testing.assert_allclose(chosen, logp)
+    assert len({tuple(row) for row in programs["p"]}) == 30
 
 def test_vectorised_restarts_are_independent():
     """A restart trained among others follows the same trajectory as alone (same data)."""
