@@ -60,6 +60,7 @@ class RestartBatch:
         self.config = config
         self.data_dir = data_dir
         self.model = problem.compile()
+        self._val_on_device: list[Examples] | None = None
         self.params = ProgramParams(self.model, self.seeds, config.init_scale, self.device)
         groups = [(list(self.params.parameters()), config.lr)]
         if problem.perceptual:
@@ -177,8 +178,9 @@ class RestartBatch:
         restarts in ``record`` (a bool mask; default: the active ones)."""
         correct = np.zeros(self.restarts)
         total = 0
-        for examples in self.verifier.val:
-            examples = _on(examples, self.device)
+        if self._val_on_device is None:  # moved once, not on every validation
+            self._val_on_device = [_on(examples, self.device) for examples in self.verifier.val]
+        for examples in self._val_on_device:
             right = relaxed_correct(self.outputs(examples), examples)
             correct += right.expand(self.restarts, len(examples)).float().sum(1).cpu().numpy()
             total += len(examples)
