@@ -56,12 +56,14 @@ class RelaxedInterpreter(Interpreter):
         super().__init__(model, params, library, inputs)
         self.batch = _batch_size(inputs)
         self.restarts = max((v.shape[0] for v in params.values()), default=1)
-        self.alive = torch.ones(())
-        self.pending = torch.zeros(())
+        tensors = [*params.values(), *inputs.values()]
+        self.device = tensors[0].device if tensors else torch.device("cpu")
+        self.alive = torch.ones((), device=self.device)
+        self.pending = torch.zeros((), device=self.device)
         self.out: dict[Slot, torch.Tensor] = {}
 
     def const(self, value: int, size: int) -> torch.Tensor:
-        return _one_hot(value, size)
+        return _one_hot(value, size).to(self.device)
 
     def param(self, slot: Slot) -> torch.Tensor:
         name, index = slot
@@ -86,7 +88,7 @@ class RelaxedInterpreter(Interpreter):
         return out
 
     def call(self, fn: RuntimeFn, args: list[torch.Tensor]) -> torch.Tensor:
-        table = _indicator(fn)
+        table = _indicator(fn).to(self.device)
         if len(args) == 1:
             return args[0] @ table
         outer = args[0]
@@ -101,14 +103,14 @@ class RelaxedInterpreter(Interpreter):
         return self.library.probs(fn, args)
 
     def test(self, value: torch.Tensor, mask) -> torch.Tensor:
-        return value @ _mask(mask)
+        return value @ _mask(mask).to(self.device)
 
     def same(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         n = min(a.shape[-1], b.shape[-1])
         return (a[..., :n] * b[..., :n]).sum(-1)
 
     def always(self) -> torch.Tensor:
-        return torch.ones(())
+        return torch.ones((), device=self.device)
 
     def both(self, a, b):
         return a * b
@@ -132,11 +134,12 @@ class RelaxedInterpreter(Interpreter):
 
     def end_of_statement(self) -> None:
         self.alive = self.alive * (1 - self.pending).clamp(min=0)
-        self.pending = torch.zeros(())
+        self.pending = torch.zeros((), device=self.device)
 
     def output(self, slot: Slot, env) -> torch.Tensor:
         if self.model.halts:
-            value = self.out.get(slot, torch.zeros(1, 1, self.model.decls[slot[0]].size))
+            value = self.out.get(slot, torch.zeros(1, 1, self.model.decls[slot[0]].size,
+                                                   device=self.device))
         else:
             value = env[slot]
         return value.expand(self.restarts if value.shape[0] == 1 else -1, self.batch, -1)
@@ -316,12 +319,8 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
     def __init__(self, model: CompiledModel, params: Mapping[str, torch.Tensor], library,
                  inputs: Mapping[str, torch.Tensor]):
         super().__init__(model, params, library, inputs)
-        tensors = [*params.values(), *inputs.values()]
-        self.device = tensors[0].device if tensors else torch.device("cpu")
         self.plan = plan(model)
         self.live = self.plan.live
-        self.alive = torch.ones((), device=self.device)
-        self.pending = torch.zeros((), device=self.device)
         self.reads: dict[Slot, torch.Tensor] = {}  # Param and Input elements, read once per run
 
     def param(self, slot: Slot) -> torch.Tensor:
@@ -416,10 +415,6 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
                 continue
             stacked = torch.stack([v.expand(*lead, v.shape[-1]) for v in values])
             env[slot] = (stacked * _front(weights, len(lead))).sum(0)
-
-    def end_of_statement(self) -> None:
-        self.alive = self.alive * (1 - self.pending).clamp(min=0)
-        self.pending = torch.zeros((), device=self.device)
 
     def output(self, slot: Slot, env) -> torch.Tensor:
         if self.model.halts and slot not in self.out:
