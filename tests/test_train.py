@@ -223,6 +223,42 @@ def test_distinct_programs_merge_those_that_differ_only_in_unread_params():
     assert len(keys) == 300
 
 
+
+GUARDED = """
+c = Param(2)
+a = Param(3)[2]
+x = Input(3)
+y = Output(3)
+if c == 0:
+    y.set_to(a[0])
+else:
+    y.set_to(a[1])
+"""
+
+
+@pytest.mark.parametrize("k", [1, 4, 6])
+def test_the_distinct_beam_is_exactly_the_k_most_probable_distinct_programs(k):
+    """Against brute force: every joint program, its unread element set to the argmax, the
+    duplicates merged, ranked by what it reads."""
+    from ntpt_ray.lang.model import Model
+    from ntpt_ray.lang.relevance import param_guards
+    from ntpt_ray.train.beam import distinct_programs
+
+    model = Model(GUARDED, "guarded.py").compile()
+    guards = param_guards(model)
+    probs = {"c": np.array([0.45, 0.55]), "a": np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]])}
+    logp = {n: np.log(p) for n, p in probs.items()}
+    distinct = {}
+    for c, a0, a1 in itertools.product(range(2), range(3), range(3)):
+        key = (c, a0 if c == 0 else -1, a1 if c == 1 else -1)
+        distinct[key] = logp["c"][c] + (logp["a"][0, a0] if c == 0 else logp["a"][1, a1])
+    expected = sorted(distinct.values(), reverse=True)[:k]
+    programs, scores = distinct_programs(probs, k, guards)
+    np.testing.assert_allclose(scores, expected)
+    for i in range(k):  # the unread element holds its argmax
+        unread = 1 - programs["c"][i]
+        assert programs["a"][i, unread] == probs["a"][unread].argmax()
+
 def test_distinct_program_keys_are_exact_as_integers_and_as_rows():
     from ntpt_ray.train.beam import _row_keys
 
@@ -262,3 +298,14 @@ def test_library_snapshot_seeds_another_run():
     wrong = {"net_0": {**snapshot["net_0"], "w0": torch.zeros(3, 3)}}
     with pytest.raises(ValueError, match="snapshot shape"):
         RestartBatch(prob, [1], config, library=wrong)
+
+
+def test_guards_that_test_each_other_fall_back_to_the_widened_joint_beam():
+    from ntpt_ray.train.beam import _guards_first, distinct_programs
+
+    probs = {"a": np.array([0.6, 0.4]), "b": np.array([0.3, 0.7])}
+    guards = {("a", ()): {((("b", ()), (True, False)),)}, ("b", ()): {((("a", ()), (True, False)),)}}
+    assert _guards_first(probs, guards) is None
+    programs, scores = distinct_programs(probs, 3, guards)
+    assert len(scores) == 3 and np.all(np.diff(scores) <= 0)
+    assert scores[0] == 0.0  # a = b = 1 reads neither

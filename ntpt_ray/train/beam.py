@@ -29,17 +29,16 @@ def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.
     for name, index in elements:
         logp = np.log(np.clip(probs[name][index], 1e-30, None))
         candidates = (scores[:, None] + logp[None, :]).ravel()
-        if candidates.size <= k:
-            best = np.arange(candidates.size)
-        elif scores.size < k:
-            best = _top_indices(candidates, k)
-        else:  # k prefixes each reach this with their best value: the k best are all above it
-            pool = np.flatnonzero(candidates >= scores.min() + logp.max())
-            best = pool[_top_indices(candidates[pool], k)] if pool.size > k else pool
+        best = _select(candidates, k, scores.min() + logp.max() if scores.size >= k else None)
         rows, values = np.divmod(best, logp.size)
         parents.append(rows)
         picks.append(values)
         scores = candidates[best]
+    return _best_first(probs, elements, parents, picks, scores)
+
+
+def _best_first(probs, elements, parents, picks, scores) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The beam's programs, best first, followed back from their last element's picks."""
     order = np.argsort(-scores, kind="stable")
     choices = np.empty((len(order), len(elements)), dtype=np.int64)
     row = order
@@ -50,6 +49,18 @@ def top_programs(probs: Mapping[str, np.ndarray], k: int) -> tuple[dict[str, np.
     for column, (name, index) in enumerate(elements):
         programs[name][(slice(None), *index)] = choices[:, column]
     return programs, scores[order]
+
+
+def _select(candidates: np.ndarray, k: int, floor: float | None) -> np.ndarray:
+    """The indices (ascending) of the ``k`` best finite candidates. ``floor``, when given, is
+    reached by at least k of them (each of k prefixes with its best value): only those above
+    it are ranked."""
+    if candidates.size <= k or np.count_nonzero(candidates > -np.inf) <= k:
+        return np.flatnonzero(candidates > -np.inf)
+    if floor is None:
+        return _top_indices(candidates, k)
+    pool = np.flatnonzero(candidates >= floor)
+    return pool[_top_indices(candidates[pool], k)] if pool.size > k else pool
 
 
 def _top_indices(values: np.ndarray, k: int) -> np.ndarray:
@@ -72,17 +83,81 @@ def distinct_programs(probs: Mapping[str, np.ndarray], k: int, guards: Mapping[S
     """The ``k`` most probable *distinct* programs, best first.
 
     Programs that differ only in Params they never read (see :mod:`ntpt_ray.lang.relevance`)
-    are one program, whose probability is that of the Params it reads. The joint beam is
-    widened (up to ``max_oversample`` x k) until it holds k distinct programs; each program's
-    unread Params are set to their argmax, duplicates merged, and the distinct programs ranked
-    by the probability of what they read.
+    are one program, whose probability is that of the Params it reads, and whose unread Params
+    are their argmax. When the elements can be ordered so that every guard is decided before
+    the elements it guards, the beam extends each prefix only where the prefix reads the next
+    element: exactly the k best distinct programs, at width k. Otherwise the joint beam is
+    widened (up to ``max_oversample`` x k) until it holds k distinct programs, duplicates merged.
     """
+    order = _guards_first(probs, guards)
+    if order is not None:
+        return _distinct_beam(probs, k, guards, order)
     width = 8 * k
     while True:
         programs, scores = _merge_unread(probs, top_programs(probs, width)[0], guards)
         if len(scores) >= k or width >= max_oversample * k:
             return {name: v[:k] for name, v in programs.items()}, scores[:k]
         width *= 4
+
+
+def _guards_first(probs: Mapping[str, np.ndarray], guards: Mapping[Slot, set[Guard]]) -> list[Slot] | None:
+    """The Param elements in their order, each moved after the elements its guards test;
+    ``None`` if guards test each other in a cycle (or test an element that is not learned)."""
+    elements = [(name, tuple(int(i) for i in index)) for name, p in probs.items()
+                for index in np.ndindex(*p.shape[:-1])]
+    needs = {e: {q for guard in guards.get(e, ()) for q, _ in guard} for e in elements}
+    if not set().union(*needs.values()) <= set(elements):
+        return None
+    placed: list[Slot] = []
+    done: set[Slot] = set()
+    while len(placed) < len(elements):
+        ready = [e for e in elements if e not in done and needs[e] <= done]
+        if not ready:
+            return None
+        placed.extend(ready)
+        done.update(ready)
+    return placed
+
+
+def _distinct_beam(probs, k: int, guards, elements: list[Slot]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The beam over distinct programs: a prefix that does not read an element (its guards
+    fail on the prefix's values) takes the element's argmax at no cost, once."""
+    tested = {q for e in elements for guard in guards.get(e, ()) for q, _ in guard}
+    values_of: dict[Slot, np.ndarray] = {}  # each kept prefix's value of each tested element
+    scores = np.zeros(1)
+    parents, picks = [], []
+    for slot in elements:
+        name, index = slot
+        logp = np.log(np.clip(probs[name][index], 1e-30, None))
+        reads = _reads(guards.get(slot, ()), values_of, scores.size)
+        if reads.all():
+            extension, floor = logp[None, :], logp.max()
+        else:
+            unread = np.full(logp.size, -np.inf)
+            unread[int(np.argmax(logp))] = 0.0
+            extension = np.where(reads[:, None], logp[None, :], unread[None, :])
+            floor = min(logp.max(), 0.0) if reads.any() else 0.0
+        candidates = (scores[:, None] + extension).ravel()
+        best = _select(candidates, k, scores.min() + floor if scores.size >= k else None)
+        rows, values = np.divmod(best, logp.size)
+        parents.append(rows)
+        picks.append(values)
+        scores = candidates[best]
+        values_of = {q: v[rows] for q, v in values_of.items()}
+        if slot in tested:
+            values_of[slot] = values
+    return _best_first(probs, elements, parents, picks, scores)
+
+
+def _reads(slot_guards, values_of: Mapping[Slot, np.ndarray], rows: int) -> np.ndarray:
+    """Whether each of ``rows`` prefixes reads an element with guards ``slot_guards``."""
+    read = np.zeros(rows, dtype=bool)
+    for guard in slot_guards:
+        holds = np.ones(rows, dtype=bool)
+        for q, allowed in guard:
+            holds &= np.asarray(allowed)[values_of[q]]
+        read |= holds
+    return read
 
 
 def _merge_unread(probs, programs, guards):
