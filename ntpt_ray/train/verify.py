@@ -43,8 +43,9 @@ class Verifier:
 
     def __init__(self, problem: Problem, *, val_size: int = 100, test_size: int = 100,
                  seed: int = 0, data_dir=None, max_checked: int = 16, screen_size: int = 16,
-                 prescreen_size: int = 2, perceptual_survivors: int = 64):
+                 prescreen_size: int = 2, perceptual_survivors: int = 64, screen_chunk: int = 1024):
         self.problem = problem
+        self.screen_chunk = screen_chunk  # symbolic: candidates screened at a time, best ranks first
         self.perceptual_survivors = perceptual_survivors  # imperfect nets: keep the best few
         self.max_checked = max_checked
         self.screen_size = screen_size
@@ -82,47 +83,72 @@ class Verifier:
     def check(self, probs: Mapping[str, np.ndarray], library, beam: int) -> Verification:
         """Decode one restart (``probs[name]``: ``[*shape, size]``) and verify its best candidates.
 
-        All K candidates are first screened on a few validation examples (symbolic tasks: on
-        ``prescreen_size``, then ``screen_size``); the survivors are scored on the whole
-        validation set, then verified best first.
+        The K candidates are screened on a few validation examples (symbolic tasks: on
+        ``prescreen_size``, then ``screen_size``, in rank order ``screen_chunk`` at a time); the
+        survivors are scored on the whole validation set, then the best verified in rank order,
+        ``max_checked`` at most. A symbolic candidate must be right on every screening and
+        validation example; the chunks after the first are screened only while nothing verified.
         """
         programs, _ = distinct_programs(probs, beam, self.guards)
         symbolic = not self.problem.perceptual
-        if symbolic:  # a candidate must be right on every screening example
-            keep = np.arange(len(next(iter(programs.values()))))
-            for size in sorted({min(self.prescreen_size, self.screen_size), self.screen_size}):
-                if keep.size == 0:
-                    break
-                screen = self.accuracy({k: v[keep] for k, v in programs.items()},
-                                       self.val[0].head(size), library)
-                keep = keep[screen == 1]
-        else:
-            screen = self.accuracy(programs, self.val[0].head(self.screen_size), library)
-            keep = np.argsort(-screen, kind="stable")[:self.perceptual_survivors]
-        keep = np.union1d(keep, [0])  # the argmax is always scored
-        survivors = {k: v[keep] for k, v in programs.items()}
-        val_acc = np.mean([self.accuracy(survivors, examples, library) for examples in self.val], axis=0)
-        best = val_acc.max()
-        order = np.flatnonzero(val_acc == best)[: self.max_checked]
-        if best == 0 or (symbolic and best < 1):
-            order = []
+        count = len(next(iter(programs.values())))
+        step = self.screen_chunk if symbolic else count
         tested: dict[int, dict[str, float]] = {}
 
         def verified(i: int) -> bool:
             if i not in tested:
-                tested[i] = self.test_accuracy({k: v[i:i + 1] for k, v in survivors.items()})
+                tested[i] = self.test_accuracy({k: v[i:i + 1] for k, v in programs.items()})
             return all(a == 1.0 for a in tested[i].values()) and len(tested[i]) == len(self.test)
 
-        chosen = next((int(i) for i in order if verified(int(i))), None)
+        kept, scored, chosen, checked = [], [], None, 0
+        for start in range(0, count, step):
+            keep = self._screen(programs, np.arange(start, min(start + step, count)), library)
+            if start == 0:
+                keep = np.union1d(keep, [0])  # the argmax is always scored
+            elif keep.size == 0:
+                continue
+            val_acc = self._val_accuracy(programs, keep, library)
+            kept.append(keep)
+            scored.append(val_acc)
+            best = 1.0 if symbolic else val_acc.max()
+            for i in keep[val_acc == best] if best > 0 else []:
+                if checked == self.max_checked:
+                    break
+                checked += 1
+                if verified(int(i)):
+                    chosen = int(i)
+                    break
+            if chosen is not None or checked == self.max_checked:
+                break
+        keep, val_acc = np.concatenate(kept), np.concatenate(scored)
         argmax_ok = (val_acc[0] == 1 or not symbolic) and verified(0)
-        i = chosen if chosen is not None else int(np.argmax(val_acc))
+        at = int(np.flatnonzero(keep == chosen)[0]) if chosen is not None else int(np.argmax(val_acc))
+        i = int(keep[at])
         verified(i)
-        values = {k: v[i] for k, v in survivors.items()}
+        values = {k: v[i] for k, v in programs.items()}
         confidence = {k: np.take_along_axis(probs[k], v[..., None], -1)[..., 0]
                       for k, v in values.items()}
-        verification = Verification(chosen is not None, bool(argmax_ok), int(keep[i]),
-                                    float(val_acc[i]), values, confidence, tested[i])
+        verification = Verification(chosen is not None, bool(argmax_ok), i, float(val_acc[at]), values,
+                                    confidence, tested[i])
         if self.problem.perceptual:
             verification.perceptual_accuracy = self.test_accuracy(
                 {k: v[None] for k, v in values.items()}, library=library, stop_on_error=False)
         return verification
+
+    def _screen(self, programs: Mapping[str, np.ndarray], keep: np.ndarray, library) -> np.ndarray:
+        """The candidates ``keep`` (indices, rank order) that pass the screening examples:
+        symbolic, right on every one; perceptual, the ``perceptual_survivors`` best."""
+        if self.problem.perceptual:
+            screen = self.accuracy({k: v[keep] for k, v in programs.items()},
+                                   self.val[0].head(self.screen_size), library)
+            return np.sort(keep[np.argsort(-screen, kind="stable")[:self.perceptual_survivors]])
+        for size in sorted({min(self.prescreen_size, self.screen_size), self.screen_size}):
+            if keep.size == 0:
+                break
+            screen = self.accuracy({k: v[keep] for k, v in programs.items()}, self.val[0].head(size), library)
+            keep = keep[screen == 1]
+        return keep
+
+    def _val_accuracy(self, programs: Mapping[str, np.ndarray], keep: np.ndarray, library) -> np.ndarray:
+        survivors = {k: v[keep] for k, v in programs.items()}
+        return np.mean([self.accuracy(survivors, examples, library) for examples in self.val], axis=0)
