@@ -11,6 +11,7 @@ than those trained on).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class Verifier:
                  seed: int = 0, data_dir=None, max_checked: int = 16, screen_size: int = 16,
                  prescreen_size: int = 2, perceptual_survivors: int = 64, screen_chunk: int = 1024):
         self.problem = problem
-        self.screen_chunk = screen_chunk  # symbolic: candidates screened at a time, best ranks first
+        self.screen_chunk = screen_chunk  # symbolic: the best ranks, screened before the rest
         self.perceptual_survivors = perceptual_survivors  # imperfect nets: keep the best few
         self.max_checked = max_checked
         self.screen_size = screen_size
@@ -84,15 +85,15 @@ class Verifier:
         """Decode one restart (``probs[name]``: ``[*shape, size]``) and verify its best candidates.
 
         The K candidates are screened on a few validation examples (symbolic tasks: on
-        ``prescreen_size``, then ``screen_size``, in rank order ``screen_chunk`` at a time); the
+        ``prescreen_size``, then ``screen_size``, the best ``screen_chunk`` first); the
         survivors are scored on the whole validation set, then the best verified in rank order,
         ``max_checked`` at most. A symbolic candidate must be right on every screening and
-        validation example; the chunks after the first are screened only while nothing verified.
+        validation example; the rest of the beam is screened only if none of the first verifies.
         """
         programs, _ = distinct_programs(probs, beam, self.guards)
         symbolic = not self.problem.perceptual
         count = len(next(iter(programs.values())))
-        step = self.screen_chunk if symbolic else count
+        bounds = [0, *([self.screen_chunk] if symbolic and count > self.screen_chunk else []), count]
         tested: dict[int, dict[str, float]] = {}
 
         def verified(i: int) -> bool:
@@ -101,8 +102,8 @@ class Verifier:
             return all(a == 1.0 for a in tested[i].values()) and len(tested[i]) == len(self.test)
 
         kept, scored, chosen, checked = [], [], None, 0
-        for start in range(0, count, step):
-            keep = self._screen(programs, np.arange(start, min(start + step, count)), library)
+        for start, stop in itertools.pairwise(bounds):
+            keep = self._screen(programs, np.arange(start, stop), library)
             if start == 0:
                 keep = np.union1d(keep, [0])  # the argmax is always scored
             elif keep.size == 0:
