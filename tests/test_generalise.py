@@ -242,3 +242,20 @@ examples = 8
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert {p.name: p.stat().st_mtime_ns for p in (out / "parts").glob("*.json")} == parts  # nothing re-run
     assert "Started a local Ray" not in resumed.stderr  # every part done: no Ray at all
+
+
+def test_a_lifelong_run_gives_the_library_of_its_lifetime_with_the_best_final_net_0(tmp_path):
+    import torch
+
+    from ntpt_ray.generalise.experiment import GeneraliseError, lifelong_library
+
+    (tmp_path / "lifetimes" / "ntpt").mkdir(parents=True)
+    (tmp_path / "libraries" / "ntpt").mkdir(parents=True)
+    for stem, accuracy in (("000", 0.61), ("001", 0.71), ("002", 0.66)):
+        (tmp_path / "lifetimes" / "ntpt" / f"{stem}.json").write_text(
+            json.dumps({"final_nets": {"net_0": accuracy, "net_1": 0.9}}))
+        torch.save({}, tmp_path / "libraries" / "ntpt" / f"{stem}.pt")
+    file, source = lifelong_library(tmp_path)
+    assert file.name == "001.pt" and "final net_0 0.7100" in source
+    with pytest.raises(GeneraliseError, match="has no NTPT lifetime"):
+        lifelong_library(tmp_path / "libraries")

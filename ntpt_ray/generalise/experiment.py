@@ -118,7 +118,7 @@ def start_library(spec: GeneraliseSpec, out: Path, *, address: str | None, data_
         source = f"fallback: the shipped {' and '.join(FALLBACK_SWEEPS)} sweeps in {store} ({source})"
     elif (Path(start) / "lifetimes").is_dir():
         file, source = lifelong_library(Path(start))
-        nets = torch.load(file)
+        nets = torch.load(file, map_location="cpu")
     else:
         nets, source = resolve_start_library(start, store)
     missing = sorted({"net_0", "net_1"} - set(nets))
