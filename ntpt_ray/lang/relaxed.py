@@ -313,7 +313,7 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
       in one batched product, and a random-index read is one product over its options.
     * The live arms of a subject branch that differ only in their leaves (``with pc[t] as b``
       over blocks reading ``instr[b]``...) run once, as the :class:`Plan`'s template, on values
-      with the arms in front (``[arms, R or 1, B or 1, size]``): a third of the operations.
+      with the arms in front (``[arms, R or 1, B or 1, size]``): one pass, not one per arm.
     """
 
     def __init__(self, model: CompiledModel, params: Mapping[str, torch.Tensor], library,
