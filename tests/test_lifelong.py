@@ -208,3 +208,42 @@ def test_the_library_epsilon_keeps_an_uncalled_nets_tiny_gradients_from_moving_i
         moved[eps] = (w.detach() - before).abs().max().item()
     assert moved[1e-8] > 50 * spec.ntpt.library_lr * 0.5  # amplified to about lr per step
     assert moved[1e-3] < moved[1e-8] / 1000
+
+
+def test_a_committed_program_is_one_hot_and_only_its_nets_learn_through_it():
+    """`commit_verified`: once lifetime 0's APPLY2X2 program is fixed to one that reads every
+    image with net_1, neither its logits nor net_0 get any gradient from that task in lifetime 0,
+    while the uncommitted lifetime 1 still trains both."""
+    from ntpt_ray.lifelong.ntpt import DecodedProgram
+
+    learner = NTPTLearner([3, 4], tasks=PAPER_TASKS)
+    pools = TaskPools.build(PAPER_TASKS, train_size=20, val_size=20, test_size=20)
+    k = 4  # apply2x2:top
+    params = learner.params[k]
+    values = {name: np.zeros(logit.shape[1:-1], dtype=np.int64) for name, logit in params.logits.items()}
+    values["net_choice"][:] = 1
+    values["return_reg"][()] = 3  # R_READ (N_AUX = 3): the answer is net_1's reading of the first cell
+    with pytest.raises(ValueError, match="only a verified program"):
+        learner.commit(k, 0, DecodedProgram(values, False, 0.0), pools.train[k].batch(slice(0, 8)))
+    program = DecodedProgram(values, True, 1.0)
+    learner.commit(k, 0, program, pools.train[k].batch(slice(0, 8)))
+    assert learner.owned["net_1"].tolist() == [True, False] and not learner.owned["net_0"].any()
+    probs = params.probs()
+    assert all(torch.equal(p[0].argmax(-1), torch.as_tensor(values[n])) and bool((p[0].max(-1).values == 1).all())
+               for n, p in probs.items())
+    assert not bool((probs["net_choice"][1].max(-1).values == 1).all())
+    assert learner.decode(k, 0, pools.val[k].batch(slice(0, 8)), beam=4) is program
+    learner.zero_grad(set_to_none=True)
+    learner.loss(k, pools.train[k].batch(slice(0, 8))).sum().backward()
+    w = learner.library.nets["net_0"].weights[0]
+    assert w.grad[0].abs().sum() == 0 and w.grad[1].abs().sum() > 0
+    assert all(logit.grad[0].abs().sum() == 0 for logit in params.logits.values())
+    assert learner.library.nets["net_1"].weights[0].grad[0].abs().sum() > 0
+    # library_teachers = "committed": another, uncommitted task no longer trains lifetime 0's
+    # net_1 (a committed program calls it), but still its net_0 and lifetime 1's nets
+    learner.zero_grad(set_to_none=True)
+    learner.loss(5, pools.train[5].batch(slice(0, 8))).sum().backward()
+    learner.keep_owned_nets(5)
+    net_1 = learner.library.nets["net_1"].weights[0].grad
+    assert net_1[0].abs().sum() == 0 and net_1[1].abs().sum() > 0
+    assert learner.library.nets["net_0"].weights[0].grad[0].abs().sum() > 0

@@ -26,6 +26,7 @@ from .spec import LifelongSpec
 EVAL_CHUNK = 500  # grids per forward pass at evaluation
 DECODE_VAL = 200  # validation grids a decoded program is chosen on
 NET_EVAL = 2000  # test images per net accuracy during training (all at the end)
+COMMIT_PROBE = 16  # training grids whose loss shows which nets a committed program calls
 
 
 @lru_cache(maxsize=2)
@@ -82,7 +83,7 @@ class _Evaluator:
         out: dict = {"accuracy": accuracy}
         if self.model == "ntpt":
             out.update(relaxed=np.full_like(accuracy, np.nan), verified=np.zeros_like(accuracy, dtype=bool),
-                       programs={}, nets=self.nets(final))
+                       programs={}, decoded={}, nets=self.nets(final))
         for k in sorted(shown):
             pool = self.pool(k)
             if self.model != "ntpt":
@@ -103,6 +104,7 @@ class _Evaluator:
             accuracy[:, k] = right / n
             out["relaxed"][:, k] = relaxed / n
             out["verified"][:, k] = [d.verified for d in decoded]
+            out["decoded"][k] = decoded
             if final:
                 out["programs"][k] = [self.learner.listing(k, d.values) for d in decoded]
         return out
@@ -139,6 +141,7 @@ def run_lifetimes(spec: LifelongSpec, model: str, lifetimes: Sequence[int], *, l
     rng = np.random.default_rng([spec.lifetimes.seed, *lifetimes])
     batch_size = spec.schedule.batch_size
     entropy = spec.ntpt.entropy if model == "ntpt" else 0.0
+    keep_owned = model == "ntpt" and spec.ntpt.library_teachers == "committed"
     shown: dict[int, list[int]] = {}
     curve: list[tuple[int, dict]] = []
     t = 0
@@ -150,11 +153,15 @@ def run_lifetimes(spec: LifelongSpec, model: str, lifetimes: Sequence[int], *, l
         loss = learner.loss(k, batch, entropy) if entropy else learner.loss(k, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
+        if keep_owned:
+            learner.keep_owned_nets(k)
         optimizer.step()
         t += batch_size
         if t >= next_eval and t < schedule.total:
             curve.append((t, evaluate(set(shown), final=False)))
             next_eval += spec.schedule.eval_every
+            if model == "ntpt" and spec.ntpt.commit_verified:
+                _commit_verified(learner, curve[-1][1]["decoded"], pools)
         if progress is not None:
             progress(t, schedule.total)
     final = evaluate(set(shown), final=True)
@@ -163,6 +170,14 @@ def run_lifetimes(spec: LifelongSpec, model: str, lifetimes: Sequence[int], *, l
     library = learner.library if model == "ntpt" else None
     return [_record(spec, model, i, r, lr, schedule.per_task, split, curve, final, shown, wall, library)
             for r, i in enumerate(lifetimes)]
+
+
+def _commit_verified(learner: NTPTLearner, decoded: dict[int, list], pools: TaskPools) -> None:
+    """Commit every lifetime's newly verified program (a committed one decodes as itself)."""
+    for k, programs in decoded.items():
+        for r, program in enumerate(programs):
+            if program.verified and (k, r) not in learner.commitments:
+                learner.commit(k, r, program, pools.train[k].batch(slice(0, COMMIT_PROBE)))
 
 
 def _json(value: float) -> float | None:

@@ -5,7 +5,11 @@ frozen) is shared by all tasks; each task has its own :class:`~ntpt_ray.train.pa
 in the 2x2 model. The first task may call only ``net_0`` (``N_NETS = 1``), every later task
 both (Sec. 4.1). R lifetimes run as one tensor computation (the library and every task's
 Params have a leading lifetime dimension). A task's program is decoded with the beam, chosen
-on the validation pool with the current nets, and verified with exact perception.
+on the validation pool with the current nets, and verified with exact perception. A verified
+program can be *committed* (``[ntpt] commit_verified``): from then on that lifetime runs it as
+its fixed program for that task, and the library learns through it alone. With
+``[ntpt] library_teachers = "committed"`` a net that a lifetime's committed programs call learns
+from those programs only, so a task still searching for its program cannot corrupt it.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class NTPTLearner(nn.Module):
             ProgramParams(model, [s * 31 + k for s in seeds], init_scale) for k, model in enumerate(self.models))
         self.guards = [param_guards(model) for model in self.models]
         self._check: dict[int, Examples] = {}
+        self.commitments: dict[tuple[int, int], DecodedProgram] = {}
+        # owned[name][r]: a committed program of lifetime r calls net `name` (see commit)
+        self.owned = {name: torch.zeros(self.restarts, dtype=torch.bool) for name in self.library.nets}
 
     @staticmethod
     def inputs(batch: GridBatch, images: bool = True) -> dict[str, torch.Tensor]:
@@ -96,10 +103,38 @@ class NTPTLearner(nn.Module):
             self._check[task] = Examples(inputs, {"result": drawn.target})
         return self._check[task]
 
+    def commit(self, task: int, restart: int, program: DecodedProgram, probe: GridBatch) -> None:
+        """Make a verified ``program`` lifetime ``restart``'s fixed program for ``task``; the nets
+        it calls (those its loss on ``probe`` reaches) become owned by committed programs."""
+        if not program.verified:
+            raise ValueError(f"{self.tasks[task]}: only a verified program can be committed")
+        self.params[task].commit(restart, program.values)
+        self.commitments[task, restart] = program
+        self.zero_grad(set_to_none=True)
+        self.loss(task, probe)[restart].backward()
+        for name, net in self.library.nets.items():
+            if any(p.grad is not None and bool(p.grad[restart].abs().sum() > 0) for p in net.parameters()):
+                self.owned[name][restart] = True
+        self.zero_grad(set_to_none=True)
+
+    def keep_owned_nets(self, task: int) -> None:
+        """After a backward pass on ``task``: no gradient into a net a lifetime's committed
+        programs call, unless ``task``'s program is committed in that lifetime too."""
+        learning = torch.tensor([(task, r) in self.commitments for r in range(self.restarts)])
+        for name, net in self.library.nets.items():
+            blocked = self.owned[name] & ~learning
+            if blocked.any():
+                for p in net.parameters():
+                    if p.grad is not None:
+                        p.grad[blocked] = 0.0
+
     @torch.no_grad()
     def decode(self, task: int, restart: int, val: GridBatch, beam: int, screen: int = 32) -> DecodedProgram:
         """The beam's K most probable distinct programs, screened on ``screen`` validation grids,
-        the best on all of ``val`` with the current nets (ties: beam rank), then verified."""
+        the best on all of ``val`` with the current nets (ties: beam rank), then verified; a
+        committed program is returned as it is."""
+        if (task, restart) in self.commitments:
+            return self.commitments[task, restart]
         model = self.models[task]
         probs = {k: v[restart].numpy() for k, v in self.params[task].probs().items()}
         programs, _ = distinct_programs(probs, beam, self.guards[task])

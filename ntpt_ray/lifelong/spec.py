@@ -73,6 +73,12 @@ class NTPTSection(_Section):
     library_eps: Annotated[float, Field(gt=0, le=1)] = 1e-8
     init_scale: Rate = 1.0
     entropy: float = 0.0  # weight of the Params' entropy in the loss (0: off, as the paper)
+    # A program verified at an evaluation becomes that lifetime's fixed program for its task, so
+    # the library then learns through the discrete program alone (the paper decodes only at the end).
+    commit_verified: bool = False
+    # "committed": once a lifetime's committed programs call a net, only they train it (a task
+    # still searching cannot corrupt it); "all": every task's loss trains every net it reaches.
+    library_teachers: Literal["all", "committed"] = "all"
     beam: Positive = 256  # programs decoded per task at each evaluation
     final_beam: Positive = 4096  # at the end
 
@@ -132,6 +138,8 @@ def parse_lifelong_spec(data: dict[str, Any], source: str = "<spec>") -> Lifelon
         spec = LifelongSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{source}: {describe_error(exc.errors()[0], LifelongSpec)}") from None
+    if spec.ntpt.library_teachers == "committed" and not spec.ntpt.commit_verified:
+        raise SpecError(f"{source}: [ntpt] library_teachers: \"committed\" needs commit_verified = true")
     if spec.data.eval_size > spec.data.test_size:
         raise SpecError(f"{source}: [data] eval_size: at most test_size ({spec.data.test_size})")
     return spec

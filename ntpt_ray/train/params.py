@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..lang.model import CompiledModel
 
 
 class ProgramParams(nn.Module):
-    """``logits[name]``: ``[R, *shape, size]`` for each learned Param of ``model``, on ``device``."""
+    """``logits[name]``: ``[R, *shape, size]`` for each learned Param of ``model``, on ``device``.
+
+    A restart can be *committed* to a decoded program (:meth:`commit`): its marginals are then
+    that program's one-hots, so its logits get no gradient and the nets it calls learn through
+    the discrete program alone."""
 
     def __init__(self, model: CompiledModel, seeds: Sequence[int], init_scale: float = 1.0,
                  device: torch.device | str = "cpu"):
@@ -31,6 +37,8 @@ class ProgramParams(nn.Module):
             for name, decl in model.params.items()})
         self.fixed = {name: (mask.to(self.device), value.to(self.device))
                       for name, (mask, value) in _fixed_one_hots(model).items()}
+        self.committed = torch.zeros(len(seeds), dtype=torch.bool, device=self.device)
+        self._commitments: dict[str, torch.Tensor] = {}
         for r, seed in enumerate(seeds):
             self.initialise(r, seed)
 
@@ -42,12 +50,26 @@ class ProgramParams(nn.Module):
             g = torch.Generator().manual_seed(seed * 104729 + decl.size * 131 + len(decl.shape))
             logit[restart] = torch.empty(logit.shape[1:]).normal_(0.0, self.init_scale, generator=g)
 
+    @torch.no_grad()
+    def commit(self, restart: int, values: dict[str, np.ndarray | torch.Tensor]) -> None:
+        """Fix restart ``restart``'s program to ``values`` (``{name: [*shape]}`` ints, as decoded)."""
+        for name, logit in self.logits.items():
+            if name not in self._commitments:
+                self._commitments[name] = torch.zeros_like(logit)
+            index = torch.as_tensor(values[name], dtype=torch.long, device=self.device)
+            self._commitments[name][restart] = F.one_hot(index, logit.shape[-1]).to(logit.dtype)
+        self.committed[restart] = True
+
     def probs(self) -> dict[str, torch.Tensor]:
         """Param marginals ``{name: [R, *shape, size]}`` (one-hot where the model fixes an
-        element with ``set_to_constant``)."""
+        element with ``set_to_constant``, and for committed restarts)."""
         probs = {name: logit.softmax(-1) for name, logit in self.logits.items()}
         for name, (mask, value) in self.fixed.items():
             probs[name] = torch.where(mask, value, probs[name])
+        if self._commitments:
+            for name, one_hot in self._commitments.items():
+                mask = self.committed.view(-1, *[1] * (one_hot.dim() - 1))
+                probs[name] = torch.where(mask, one_hot, probs[name])
         return probs
 
     def entropy(self) -> torch.Tensor:
