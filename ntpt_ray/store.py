@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import orjson
 import torch
 
 from .atomic import fsync_dir, fsync_paths, write_new
@@ -183,8 +184,9 @@ class ProgramStore:
         if not record.program_hash:
             record = replace(record, program_hash=program_hash(record.program))
         save_program(folder, LearnedProgram.from_dict(record.program, source=source), library, write=write)
-        data = jsonable({f.name: getattr(record, f.name) for f in fields(record)})  # to_dict's deep copy, skipped
-        write(folder / RECORD, lambda f: json.dump(data, f, indent=1))
+        data = {f.name: getattr(record, f.name) for f in fields(record)}  # to_dict's deep copy, skipped
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        write(folder / RECORD, lambda f: f.write(text), binary=True)
 
     def get(self, id_or_prefix: str) -> StoredProgram:
         """The program with this id, else the only one whose id starts with it."""

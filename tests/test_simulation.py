@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
@@ -90,3 +91,38 @@ def test_the_real_coordinator_handles_every_report_of_simulated_actors(recording
 def test_bench_coordinator_rejects_bad_counts():
     result = CliRunner().invoke(app, ["bench-coordinator", "--actors", "2,x"])
     assert result.exit_code == 1 and "--actors expects counts like 2,10,100" in result.stderr
+
+
+def test_programs_are_stored_by_a_writer_thread_and_count_only_once_durable(recording, tmp_path):
+    """The coordinator hands verified programs to its writer thread and goes on; a restart
+    counts as verified (in the progress and in the sweep's state) only once its program is
+    durable, and the sweep ends only when every program is written."""
+    from ntpt_ray.store import ProgramStore
+    from ntpt_ray.sweep.coordinator import Coordinator
+
+    gate, writers, seen = threading.Event(), [], {}
+
+    class GatedStore(ProgramStore):
+        def add_many(self, programs, **kwargs):
+            writers.append(threading.current_thread().name)
+            assert gate.wait(30)
+            return super().add_many(programs, **kwargs)
+
+    def on_progress(progress):
+        if writers and not gate.is_set():  # a batch is being written: nothing counts yet
+            seen.update(verified=progress.verified, outcomes=dict(state.outcomes))
+            gate.set()
+
+    recording = with_timings(recording, period=1.0, verify=0.5, startup=2.0)
+    spec = simulation_spec(SPEC, 1, 1)
+    ray = SimulatedRay(lambda s: SimulatedWorker(s, recording, Fates(success=1.0, false_alarm=0.0)),
+                       recording.startup_seconds)
+    directory = SweepDirectory(tmp_path, spec)
+    with directory.lock():
+        state = directory.create({}, "fresh")
+        result = Coordinator(spec, GatedStore(tmp_path), directory, state, actors=1, data_dir=None,
+                             on_progress=on_progress, runtime=ray).run()
+    assert writers and all(name.startswith("ntpt-store") for name in writers)
+    assert seen == {"verified": 0, "outcomes": {}}
+    assert result.verified == spec.restarts.total == len(result.programs) == 2
+    assert directory.load().outcomes == {0: "verified", 1: "verified"}

@@ -61,7 +61,7 @@ def bench_coordinator(
                       f"report (median), {run.share:.2%} of {run.wall_seconds:.0f} s (simulated in "
                       f"{run.real_seconds:.0f} s)")
     table = new_table("actors", "restarts", "reports", "verified", "ms/report (median)", "ms/report (p90)",
-                      "share of wall", "state saves", "store writes", "own account", "wall (simulated)",
+                      "share of wall", "state saves", "store writer", "own account", "wall (simulated)",
                       title=f"the coordinator on simulated {spec.name} actors, {plural(rounds, 'round')}")
     for r in runs:
         table.add_row(str(r.actors), str(r.restarts), str(r.reports), str(r.verified),

@@ -3,8 +3,8 @@
 It hands restarts to :class:`~ntpt_ray.sweep.worker.RestartWorker` actors (one CPU each, a
 vectorised batch of restart slots per actor), watches each restart's validation accuracy,
 orders a restart verified when the :class:`ConvergenceRule` fires or its budget is spent,
-stores every verified program (those of one pass over the replies in as one batch, durable
-before their restarts count as verified), publishes a better neural library to the actors as a new
+stores every verified program (those of one pass over the replies as one batch, written by a
+writer thread while the driver goes on, durable before their restarts count as verified), publishes a better neural library to the actors as a new
 version (through Ray's object store), and stops as the spec's stop policy says. Every finished
 restart is written to the sweep's durable state at once (with the time spent so far); a lost
 actor's restarts run again on another actor, with the same results (a restart's data come from
@@ -22,6 +22,8 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,7 +159,10 @@ class Coordinator:
         self.saved_at = self.progressed_at = -math.inf  # time.perf_counter() of the last ones
         self.save_seconds = 0.0  # what the last save took
         self.record_spec = spec.model_dump()  # in every stored program's record
+        self.source = spec.build_problem().source  # saved beside every stored program
         self.unstored: list[tuple[ProgramRecord, Checked]] = []  # verified in this pass: see _commit
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="ntpt-store")  # see _commit
+        self.writing: deque[tuple[Future, list[tuple[ProgramRecord, Checked]]]] = deque()  # oldest first
 
     # ---- the loop
 
@@ -186,11 +191,12 @@ class Coordinator:
         finally:
             for actor in [*self.actors.values(), *self.idle]:
                 self.ray.kill(actor.handle, no_restart=True)
-            self.result.seconds = self._elapsed()
             self.result.examined += sum(self.examining.values())  # restarts cut short by the stop
             try:
-                self._commit()  # the programs verified in a pass an error cut short
+                self._commit(finish=True)  # every batch being written, and one an error cut short
             finally:
+                self.writer.shutdown()
+                self.result.seconds = self._elapsed()
                 self._save()
         self.result.stopped_by = self._stop_reason()
         self.result.done = len(self.state.outcomes)
@@ -201,6 +207,9 @@ class Coordinator:
         """The calls whose replies are in: one waited for, with every other one in already, so
         that a pass handles them all and stores their programs as one batch."""
         refs = list(self.actors)
+        if not refs and self.writing:  # the last restarts' programs are being stored
+            wait_for([self.writing[0][0]], timeout=1.0)
+            return []
         if not refs:
             raise SweepError("no actor left to run the sweep's restarts")
         ready, rest = self.ray.wait(refs, num_returns=1, timeout=1.0)
@@ -382,17 +391,21 @@ class Coordinator:
             started_at=now_iso(c.started_at), found_at=now_iso(),
             seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3), method=self.method)
 
-    def _commit(self) -> None:
-        """Group commit: store the programs verified in this pass as one batch (durable together,
-        with one fsync of the programs' folder), then finish their restarts as verified."""
-        if not self.unstored:
-            return
+    def _commit(self, finish: bool = False) -> None:
+        """Group commit: hand the programs verified in this pass to the writer thread as one batch
+        (durable together, with one fsync of the programs' folder; encoding and file system calls
+        off the driver's loop), and finish the restarts of every batch written by now as verified,
+        in order (``finish``: wait for all of them). A failed write stops the sweep."""
         began = time.perf_counter()
-        batch, self.unstored = self.unstored, []
-        added = self.store.add_many([(record, c.nets or None) for record, c in batch],
-                                    source=self.spec.build_problem().source)
-        for (record, c), new in zip(batch, added):
-            self._stored(record, c, new)
+        if self.unstored:
+            batch, self.unstored = self.unstored, []
+            future = self.writer.submit(self.store.add_many, [(record, c.nets or None) for record, c in batch],
+                                        source=self.source)
+            self.writing.append((future, batch))
+        while self.writing and (finish or self.writing[0][0].done()):
+            future, batch = self.writing.popleft()
+            for (record, c), new in zip(batch, future.result()):
+                self._stored(record, c, new)
         self.result.coordinator_seconds += time.perf_counter() - began
 
     def _stored(self, record: ProgramRecord, c: Checked, added: bool) -> None:

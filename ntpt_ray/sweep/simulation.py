@@ -353,7 +353,7 @@ class SimulatedSweep:
     driver_seconds: float  # the driver's own time, every loop
     coordinator_seconds: float  # the coordinator's own account (SweepResult), simulator taken out
     save_seconds: float  # of the driver's time, rewriting state.json
-    store_seconds: float  # of the driver's time, writing verified programs to the store
+    store_seconds: float  # the store's writer thread, writing verified programs (beside the driver)
     report_ms_median: float  # driver time of a loop that handled one reply
     report_ms_p90: float
     report_ms_max: float
@@ -371,6 +371,7 @@ class SimulatedSweep:
 
     @property
     def store_share(self) -> float:
+        """The writer thread's busy share of the wall time (of a core beside the driver's)."""
         return self.store_seconds / self.wall_seconds
 
     @property
