@@ -247,3 +247,31 @@ def test_a_committed_program_is_one_hot_and_only_its_nets_learn_through_it():
     net_1 = learner.library.nets["net_1"].weights[0].grad
     assert net_1[0].abs().sum() == 0 and net_1[1].abs().sum() > 0
     assert learner.library.nets["net_0"].weights[0].grad[0].abs().sum() > 0
+
+
+def test_a_stuck_uncommitted_program_is_drawn_afresh_with_a_fresh_optimiser_state():
+    """`restart_after`: once a task has had that many examples since its program was drawn, an
+    uncommitted program is re-drawn (its RMSProp state cleared); a committed one is kept."""
+    from ntpt_ray.lifelong.lifetime import _restart_stuck
+    from ntpt_ray.lifelong.ntpt import DecodedProgram
+
+    learner = NTPTLearner([3, 4], tasks=PAPER_TASKS[:2])
+    pools = TaskPools.build(PAPER_TASKS[:2], train_size=20, val_size=20, test_size=20)
+    optimizer = torch.optim.RMSprop(learner.parameters(), lr=0.1)
+    learner.loss(0, pools.train[0].batch(slice(0, 8))).sum().backward()
+    optimizer.step()
+    values = {n: np.zeros(l.shape[1:-1], dtype=np.int64) for n, l in learner.params[0].logits.items()}
+    learner.commit(0, 0, DecodedProgram(values, True, 1.0), pools.train[0].batch(slice(0, 8)))
+    before = {n: l.detach().clone() for n, l in learner.params[0].logits.items()}
+    restarted: dict = {}
+    _restart_stuck(learner, optimizer, {0: [0] * 3}, after=200, batch_size=50, restarted=restarted)
+    assert restarted == {(0, 0): [], (0, 1): []}  # 150 examples: not yet
+    _restart_stuck(learner, optimizer, {0: [0] * 4}, after=200, batch_size=50, restarted=restarted)
+    assert restarted == {(0, 0): [], (0, 1): [200]}
+    for name, logit in learner.params[0].logits.items():
+        assert torch.equal(logit[0], before[name][0]) and not torch.equal(logit[1], before[name][1])
+        state = optimizer.state[logit]["square_avg"]
+        assert state[1].abs().sum() == 0
+        assert state[0].abs().sum() > 0 or logit.shape[-1] == 1  # net_choice of the first task: no gradient
+    with pytest.raises(ValueError, match="committed"):
+        learner.restart_program(0, 0, 1)

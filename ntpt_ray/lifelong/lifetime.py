@@ -142,6 +142,7 @@ def run_lifetimes(spec: LifelongSpec, model: str, lifetimes: Sequence[int], *, l
     batch_size = spec.schedule.batch_size
     entropy = spec.ntpt.entropy if model == "ntpt" else 0.0
     keep_owned = model == "ntpt" and spec.ntpt.library_teachers == "committed"
+    restarted: dict[tuple[int, int], list[int]] = {}  # (task, lifetime) -> its examples at each restart
     shown: dict[int, list[int]] = {}
     curve: list[tuple[int, dict]] = []
     t = 0
@@ -162,13 +163,15 @@ def run_lifetimes(spec: LifelongSpec, model: str, lifetimes: Sequence[int], *, l
             next_eval += spec.schedule.eval_every
             if model == "ntpt" and spec.ntpt.commit_verified:
                 _commit_verified(learner, curve[-1][1]["decoded"], pools)
+                if spec.ntpt.restart_after:
+                    _restart_stuck(learner, optimizer, shown, spec.ntpt.restart_after, batch_size, restarted)
         if progress is not None:
             progress(t, schedule.total)
     final = evaluate(set(shown), final=True)
     curve.append((t, final))  # the last point of every curve: the whole test pool
     wall = time.perf_counter() - start
     library = learner.library if model == "ntpt" else None
-    return [_record(spec, model, i, r, lr, schedule.per_task, split, curve, final, shown, wall, library)
+    return [_record(spec, model, i, r, lr, schedule.per_task, split, curve, final, shown, wall, library, restarted)
             for r, i in enumerate(lifetimes)]
 
 
@@ -180,11 +183,29 @@ def _commit_verified(learner: NTPTLearner, decoded: dict[int, list], pools: Task
                 learner.commit(k, r, program, pools.train[k].batch(slice(0, COMMIT_PROBE)))
 
 
+def _restart_stuck(learner: NTPTLearner, optimizer: torch.optim.Optimizer, shown: dict[int, list[int]],
+                   after: int, batch_size: int, restarted: dict[tuple[int, int], list[int]]) -> None:
+    """Draw afresh every uncommitted program whose task has had ``after`` examples since the
+    program was drawn, and clear its Params' optimiser state (as a fresh optimiser's)."""
+    for k, times in shown.items():
+        examples = len(times) * batch_size
+        for r in range(learner.restarts):
+            history = restarted.setdefault((k, r), [])
+            if (k, r) in learner.commitments or examples - (history[-1] if history else 0) < after:
+                continue
+            history.append(examples)
+            learner.restart_program(k, r, len(history))
+            for logit in learner.params[k].logits.values():
+                for value in optimizer.state.get(logit, {}).values():
+                    if isinstance(value, torch.Tensor) and value.dim() > 0:
+                        value[r] = 0.0
+
+
 def _json(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def _record(spec, model, lifetime, r, lr, per_task, split, curve, final, shown, wall, library) -> dict:
+def _record(spec, model, lifetime, r, lr, per_task, split, curve, final, shown, wall, library, restarted) -> dict:
     tasks = spec.tasks.order
     record = {
         "model": model, "lifetime": lifetime, "seed": lifetime_seed(spec, lifetime), "lr": lr,
@@ -199,6 +220,7 @@ def _record(spec, model, lifetime, r, lr, per_task, split, curve, final, shown, 
         record["verified"] = {task: [bool(e["verified"][r, k]) for _, e in curve] for k, task in enumerate(tasks)}
         record["nets"] = {name: [float(e["nets"][name][r]) for _, e in curve] for name in final["nets"]}
         record["final_relaxed"] = {task: _json(final["relaxed"][r, k]) for k, task in enumerate(tasks)}
+        record["program_restarts"] = {task: len(restarted.get((k, r), [])) for k, task in enumerate(tasks)}
         record["final_verified"] = {task: bool(final["verified"][r, k]) for k, task in enumerate(tasks)}
         record["final_nets"] = {name: float(v[r]) for name, v in final["nets"].items()}
         record["programs"] = {tasks[k]: listings[r] for k, listings in final["programs"].items()}

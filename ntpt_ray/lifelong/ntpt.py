@@ -58,6 +58,7 @@ class NTPTLearner(nn.Module):
         self.models = [p.compile() for p in self.problems]
         fns = {name: fn for model in self.models for name, fn in model.nets.items()}
         self.library = NeuralLibrary(fns, seeds)
+        self.seeds = tuple(seeds)
         self.params = nn.ModuleList(
             ProgramParams(model, [s * 31 + k for s in seeds], init_scale) for k, model in enumerate(self.models))
         self.guards = [param_guards(model) for model in self.models]
@@ -116,6 +117,14 @@ class NTPTLearner(nn.Module):
             if any(p.grad is not None and bool(p.grad[restart].abs().sum() > 0) for p in net.parameters()):
                 self.owned[name][restart] = True
         self.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def restart_program(self, task: int, restart: int, attempt: int) -> None:
+        """Draw lifetime ``restart``'s (uncommitted) Params for ``task`` afresh, for the
+        ``attempt``-th time (1, 2, ...), from a seed of its own."""
+        if (task, restart) in self.commitments:
+            raise ValueError(f"{self.tasks[task]}: lifetime {restart}'s program is committed")
+        self.params[task].initialise(restart, self.seeds[restart] * 31 + task + 7919 * attempt)
 
     def keep_owned_nets(self, task: int) -> None:
         """After a backward pass on ``task``: no gradient into a net a lifetime's committed

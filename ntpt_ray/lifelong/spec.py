@@ -79,6 +79,9 @@ class NTPTSection(_Section):
     # "committed": once a lifetime's committed programs call a net, only they train it (a task
     # still searching cannot corrupt it); "all": every task's loss trains every net it reaches.
     library_teachers: Literal["all", "committed"] = "all"
+    # Examples of a task after which a lifetime's still uncommitted program for it is drawn
+    # afresh (checked at evaluations; 0: never). Needs commit_verified.
+    restart_after: Annotated[int, Field(ge=0, le=10**8)] = 0
     beam: Positive = 256  # programs decoded per task at each evaluation
     final_beam: Positive = 4096  # at the end
 
@@ -138,6 +141,8 @@ def parse_lifelong_spec(data: dict[str, Any], source: str = "<spec>") -> Lifelon
         spec = LifelongSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{source}: {describe_error(exc.errors()[0], LifelongSpec)}") from None
+    if spec.ntpt.restart_after and not spec.ntpt.commit_verified:
+        raise SpecError(f"{source}: [ntpt] restart_after: needs commit_verified = true")
     if spec.ntpt.library_teachers == "committed" and not spec.ntpt.commit_verified:
         raise SpecError(f"{source}: [ntpt] library_teachers: \"committed\" needs commit_verified = true")
     if spec.data.eval_size > spec.data.test_size:
