@@ -45,6 +45,7 @@ per_task = 2
 [ntpt]
 beam = 8
 final_beam = 16
+candidates = 2
 """
 
 
@@ -275,3 +276,51 @@ def test_a_stuck_uncommitted_program_is_drawn_afresh_with_a_fresh_optimiser_stat
         assert state[0].abs().sum() > 0 or logit.shape[-1] == 1  # net_choice of the first task: no gradient
     with pytest.raises(ValueError, match="committed"):
         learner.restart_program(0, 0, 1)
+
+
+def test_candidates_train_side_by_side_and_the_first_verified_one_becomes_the_lifetimes_program():
+    """`candidates = 3`: every lifetime trains three programs per task against its one set of
+    nets; its loss is their mean, the first verified candidate is its program, committing fixes
+    all three rows, and a restart (with its optimiser state) redraws all three."""
+    from ntpt_ray.lifelong.lifetime import _restart_stuck
+    from ntpt_ray.lifelong.ntpt import DecodedProgram
+    from ntpt_ray.tasks import Examples, relaxed_nll
+
+    tasks, k = PAPER_TASKS[:2], 1
+    learner = NTPTLearner([3, 4], tasks=tasks, candidates=3)
+    single = NTPTLearner([3, 4], tasks=tasks)
+    pools = TaskPools.build(tasks, train_size=20, val_size=20, test_size=20)
+    batch = pools.train[k].batch(slice(0, 8))
+    logits = learner.params[k].logits["net_choice"]
+    assert logits.shape[0] == 6 and not torch.equal(logits[0], logits[1])
+    outputs = learner.outputs(k, batch)
+    torch.testing.assert_close(outputs[::3], single.outputs(k, batch))  # candidate 0: the C = 1 program
+    nll = relaxed_nll({"result": outputs}, Examples({}, {"result": batch.target}))
+    torch.testing.assert_close(learner.loss(k, batch), nll.view(2, 3).mean(1))
+
+    values = {n: np.zeros(l.shape[1:-1], dtype=np.int64) for n, l in learner.params[k].logits.items()}
+    calls = []
+
+    def decode_row(task, restart, probs, val, beam, screen):  # only the 2nd candidate verifies
+        calls.append(restart)
+        return DecodedProgram(values, restart == 0 and len(calls) == 2, float(len(calls)))
+
+    learner._decode_row = decode_row
+    val = pools.val[k].batch(slice(0, 8))
+    chosen = learner.decode(k, 0, val, beam=4)
+    assert chosen.verified and calls == [0, 0]
+    unverified = learner.decode(k, 1, val, beam=4)
+    assert not unverified.verified and unverified.val_accuracy == 3.0 and calls == [0, 0, 1, 1, 1]
+
+    optimizer = torch.optim.RMSprop(learner.parameters(), lr=0.1)
+    learner.loss(k, batch).sum().backward()
+    optimizer.step()
+    learner.commit(k, 0, chosen, batch)
+    probs = learner.params[k].probs()
+    assert all(bool((p[:3].max(-1).values == 1).all()) and not bool((p[3:].max(-1).values == 1).all())
+               for p in probs.values() if p.shape[-1] > 1)
+    before = logits.detach().clone()
+    _restart_stuck(learner, optimizer, {k: [0] * 4}, after=200, batch_size=50, restarted={})
+    assert torch.equal(logits[:3], before[:3]) and all(not torch.equal(logits[r], before[r]) for r in (3, 4, 5))
+    state = optimizer.state[logits]["square_avg"]
+    assert state[3:].abs().sum() == 0 and state[:3].abs().sum() > 0

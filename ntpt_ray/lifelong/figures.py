@@ -2,7 +2,8 @@
 
 Fig. 6: (a) the schedule over the 8 tasks, and ADD2X2:top for NTPT (solid) and MTNN-2
 (dashed) with the times its examples were shown and ``net_0``'s digit accuracy; (b) the other
-ADD2X2 tasks; (c) every model on ADD2X2:left and APPLY2X2:left. Fig. 7: final accuracies, a
+ADD2X2 tasks; (c) every model on ADD2X2:left and APPLY2X2:left. Lines join the evaluations on
+the fixed test subset; a dot marks each curve's final value on the whole test pool. Fig. 7: final accuracies, a
 bar per model and task, the paper's numbers as black ticks.
 """
 
@@ -35,6 +36,13 @@ def _curve(results, model, task, key="accuracy"):
     return np.array(c["examples"]), mean
 
 
+def _plot(ax, x, y, style: str, color, label: str) -> None:
+    """A curve: a line through the evaluations on the fixed test subset, and its last point (on
+    the whole test pool, a different measure) as a marker of its own rather than a step."""
+    ax.plot(x[:-1], y[:-1], style, color=color, label=label)
+    ax.plot(x[-1:], y[-1:], "o", color=color, markersize=3)
+
+
 def fig6(results: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
     protocol = results["protocol"]
@@ -53,10 +61,11 @@ def fig6(results: dict[str, Any], path: Path) -> None:
     for model, style in (("ntpt", "-"), ("mtnn-2", "--")):
         if model in results["curves"]:
             x, y = _curve(results, model, first)
-            ax.plot(x, y, style, color=COLOURS[model], label=f"{model} {first}")
+            _plot(ax, x, y, style, COLOURS[model], f"{model} {first}")
     if "ntpt" in results["curves"] and "net_0" in results["curves"]["ntpt"].get("nets", {}):
         nets = results["curves"]["ntpt"]
-        ax.plot(nets["examples"], nets["nets"]["net_0"]["mean"], ":", color="black", label="net_0 digit accuracy")
+        _plot(ax, np.array(nets["examples"]), np.array(nets["nets"]["net_0"]["mean"]), ":", "black",
+              "net_0 digit accuracy")
     shown = results["shown"].get(first, [])
     ax.vlines(shown, 0, 0.04, color="tab:red", linewidth=0.3, label=f"{first} examples shown")
     ax.set_title(f"(a) {first}: reverse transfer")
@@ -65,7 +74,7 @@ def fig6(results: dict[str, Any], path: Path) -> None:
         for model, style in (("ntpt", "-"), ("mtnn-2", "--")):
             if model in results["curves"]:
                 x, y = _curve(results, model, task)
-                ax.plot(x, y, style, color=f"C{k + 1}", label=f"{model} {task}")
+                _plot(ax, x, y, style, f"C{k + 1}", f"{model} {task}")
     ax.set_title("(b) the other ADD2X2 tasks: NTPT (solid), MTNN-2 (dashed)")
     ax = axes[3]
     for task, style in (("add2x2:left", "-"), ("apply2x2:left", "--")):
@@ -73,13 +82,14 @@ def fig6(results: dict[str, Any], path: Path) -> None:
             continue
         for model in results["curves"]:
             x, y = _curve(results, model, task)
-            ax.plot(x, y, style, color=COLOURS.get(model), label=f"{model} {task}")
+            _plot(ax, x, y, style, COLOURS.get(model), f"{model} {task}")
     ax.set_title("(c) every model on the :left tasks")
+    axes[1].plot([], [], "o", color="black", markersize=3, label="at the end: the whole test pool")
     for ax in axes[1:]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, ncol=2, loc="lower right")
         ax.set_ylim(0, 1.02)
-        ax.set_xlim(0, schedule.total)
+        ax.set_xlim(0, schedule.total * 1.02)  # room for the final dots
         ax.set_ylabel("test accuracy")
     axes[-1].set_xlabel("training examples")
     fig.tight_layout()

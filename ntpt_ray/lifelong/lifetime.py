@@ -43,7 +43,7 @@ def lifetime_seed(spec: LifelongSpec, lifetime: int) -> int:
 def make_learner(spec: LifelongSpec, model: str, seeds: Sequence[int]):
     tasks = spec.tasks.order
     if model == "ntpt":
-        return NTPTLearner(seeds, tasks=tasks, init_scale=spec.ntpt.init_scale)
+        return NTPTLearner(seeds, tasks=tasks, init_scale=spec.ntpt.init_scale, candidates=spec.ntpt.candidates)
     return make_baseline(model, seeds, tasks=tasks)
 
 
@@ -198,7 +198,7 @@ def _restart_stuck(learner: NTPTLearner, optimizer: torch.optim.Optimizer, shown
             for logit in learner.params[k].logits.values():
                 for value in optimizer.state.get(logit, {}).values():
                     if isinstance(value, torch.Tensor) and value.dim() > 0:
-                        value[r] = 0.0
+                        value[list(learner.rows(r))] = 0.0
 
 
 def _json(value: float) -> float | None:

@@ -10,6 +10,11 @@ program can be *committed* (``[ntpt] commit_verified``): from then on that lifet
 its fixed program for that task, and the library learns through it alone. With
 ``[ntpt] library_teachers = "committed"`` a net that a lifetime's committed programs call learns
 from those programs only, so a task still searching for its program cannot corrupt it.
+
+With ``[ntpt] candidates = C > 1`` each lifetime trains C independently drawn programs per task
+side by side (rows ``r * C .. r * C + C - 1`` of every task's Params; they share the lifetime's
+nets, and its loss is their mean). At an evaluation the first verified candidate is the
+lifetime's program; committing it fixes all C rows to it.
 """
 
 from __future__ import annotations
@@ -44,12 +49,24 @@ class DecodedProgram:
     val_accuracy: float
 
 
+class _Candidates:
+    """A library whose every lifetime's distributions are repeated for its C program candidates."""
+
+    def __init__(self, library: NeuralLibrary, candidates: int):
+        self.library, self.candidates = library, candidates
+
+    def probs(self, fn, args: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.library.probs(fn, args).repeat_interleave(self.candidates, 0)
+
+
 class NTPTLearner(nn.Module):
-    """The shared library and the program Params of every task, for R lifetimes (one per seed)."""
+    """The shared library and the program Params of every task, for R lifetimes (one per seed),
+    with ``candidates`` programs per task and lifetime."""
 
     name = "ntpt"
 
-    def __init__(self, seeds: Sequence[int], *, tasks: Sequence[str], init_scale: float = 1.0):
+    def __init__(self, seeds: Sequence[int], *, tasks: Sequence[str], init_scale: float = 1.0,
+                 candidates: int = 1):
         super().__init__()
         self.tasks = tuple(tasks)
         self.restarts = len(seeds)
@@ -59,8 +76,10 @@ class NTPTLearner(nn.Module):
         fns = {name: fn for model in self.models for name, fn in model.nets.items()}
         self.library = NeuralLibrary(fns, seeds)
         self.seeds = tuple(seeds)
+        self.candidates = candidates
         self.params = nn.ModuleList(
-            ProgramParams(model, [s * 31 + k for s in seeds], init_scale) for k, model in enumerate(self.models))
+            ProgramParams(model, [self._seed(s, k, c) for s in seeds for c in range(candidates)], init_scale)
+            for k, model in enumerate(self.models))
         self.guards = [param_guards(model) for model in self.models]
         self._check: dict[int, Examples] = {}
         self.commitments: dict[tuple[int, int], DecodedProgram] = {}
@@ -68,23 +87,35 @@ class NTPTLearner(nn.Module):
         self.owned = {name: torch.zeros(self.restarts, dtype=torch.bool) for name in self.library.nets}
 
     @staticmethod
+    def _seed(seed: int, task: int, candidate: int, attempt: int = 0) -> int:
+        return seed * 31 + task + 7919 * attempt + 104729 * candidate
+
+    def rows(self, restart: int) -> range:
+        """Lifetime ``restart``'s rows of every task's Params (one per candidate)."""
+        return range(restart * self.candidates, (restart + 1) * self.candidates)
+
+    @staticmethod
     def inputs(batch: GridBatch, images: bool = True) -> dict[str, torch.Tensor]:
         return {"grid": batch.images if images else batch.symbols, "ints": batch.ints}
 
     def outputs(self, task: int, batch: GridBatch) -> torch.Tensor:
-        """The relaxed answer distribution ``[R, B, 19]``."""
-        return run_relaxed(self.models[task], self.params[task].probs(), self.library, self.inputs(batch))["result"]
+        """The relaxed answer distribution ``[R * C, B, 19]`` (C candidates per lifetime)."""
+        library = self.library if self.candidates == 1 else _Candidates(self.library, self.candidates)
+        return run_relaxed(self.models[task], self.params[task].probs(), library, self.inputs(batch))["result"]
 
     def loss(self, task: int, batch: GridBatch, entropy: float = 0.0) -> torch.Tensor:
-        """``[R]``: the negative log-likelihood of the answers (plus ``entropy`` x the Params' entropy)."""
+        """``[R]``: the negative log-likelihood of the answers (plus ``entropy`` x the Params'
+        entropy), the mean over each lifetime's candidates."""
         examples = Examples({}, {"result": batch.target})
         nll = relaxed_nll({"result": self.outputs(task, batch)}, examples)
-        return nll + entropy * self.params[task].entropy() if entropy else nll
+        loss = nll + entropy * self.params[task].entropy() if entropy else nll
+        return loss.view(self.restarts, self.candidates).mean(1)
 
     @torch.no_grad()
     def predict_relaxed(self, task: int, batch: GridBatch) -> torch.Tensor:
-        """``[R, B]``: the most probable answer of the relaxed model."""
-        return self.outputs(task, batch).argmax(-1)
+        """``[R, B]``: the most probable answer of the relaxed model (each lifetime's first
+        candidate, or its committed program)."""
+        return self.outputs(task, batch)[::self.candidates].argmax(-1)
 
     def parameter_groups(self, lr: float, library_lr: float, library_eps: float = 1e-8) -> list[dict]:
         """Program Params at ``lr``, the library at ``library_lr`` (the paper: 100x smaller) with
@@ -109,7 +140,8 @@ class NTPTLearner(nn.Module):
         it calls (those its loss on ``probe`` reaches) become owned by committed programs."""
         if not program.verified:
             raise ValueError(f"{self.tasks[task]}: only a verified program can be committed")
-        self.params[task].commit(restart, program.values)
+        for row in self.rows(restart):
+            self.params[task].commit(row, program.values)
         self.commitments[task, restart] = program
         self.zero_grad(set_to_none=True)
         self.loss(task, probe)[restart].backward()
@@ -120,11 +152,12 @@ class NTPTLearner(nn.Module):
 
     @torch.no_grad()
     def restart_program(self, task: int, restart: int, attempt: int) -> None:
-        """Draw lifetime ``restart``'s (uncommitted) Params for ``task`` afresh, for the
-        ``attempt``-th time (1, 2, ...), from a seed of its own."""
+        """Draw lifetime ``restart``'s (uncommitted) Params for ``task`` afresh, every
+        candidate, for the ``attempt``-th time (1, 2, ...), each from a seed of its own."""
         if (task, restart) in self.commitments:
             raise ValueError(f"{self.tasks[task]}: lifetime {restart}'s program is committed")
-        self.params[task].initialise(restart, self.seeds[restart] * 31 + task + 7919 * attempt)
+        for c, row in enumerate(self.rows(restart)):
+            self.params[task].initialise(row, self._seed(self.seeds[restart], task, c, attempt))
 
     def keep_owned_nets(self, task: int) -> None:
         """After a backward pass on ``task``: no gradient into a net a lifetime's committed
@@ -139,13 +172,24 @@ class NTPTLearner(nn.Module):
 
     @torch.no_grad()
     def decode(self, task: int, restart: int, val: GridBatch, beam: int, screen: int = 32) -> DecodedProgram:
-        """The beam's K most probable distinct programs, screened on ``screen`` validation grids,
-        the best on all of ``val`` with the current nets (ties: beam rank), then verified; a
+        """Per candidate, the beam's K most probable distinct programs, screened on ``screen``
+        validation grids, the best on all of ``val`` with the current nets (ties: beam rank),
+        then verified: the first verified candidate's program, else the first candidate's. A
         committed program is returned as it is."""
         if (task, restart) in self.commitments:
             return self.commitments[task, restart]
+        probs = self.params[task].probs()
+        decoded = []
+        for row in self.rows(restart):
+            decoded.append(self._decode_row(task, restart, {k: v[row].numpy() for k, v in probs.items()},
+                                            val, beam, screen))
+            if decoded[-1].verified:
+                break
+        return decoded[-1] if decoded[-1].verified else decoded[0]
+
+    def _decode_row(self, task: int, restart: int, probs: dict[str, np.ndarray], val: GridBatch,
+                    beam: int, screen: int) -> DecodedProgram:
         model = self.models[task]
-        probs = {k: v[restart].numpy() for k, v in self.params[task].probs().items()}
         programs, _ = distinct_programs(probs, beam, self.guards[task])
         view = self.view(restart)
 

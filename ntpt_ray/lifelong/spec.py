@@ -82,6 +82,9 @@ class NTPTSection(_Section):
     # Examples of a task after which a lifetime's still uncommitted program for it is drawn
     # afresh (checked at evaluations; 0: never). Needs commit_verified.
     restart_after: Annotated[int, Field(ge=0, le=10**8)] = 0
+    # Programs per task trained side by side in each lifetime (sharing its nets); the first
+    # verified one is the lifetime's program.
+    candidates: Annotated[int, Field(ge=1, le=64)] = 1
     beam: Positive = 256  # programs decoded per task at each evaluation
     final_beam: Positive = 4096  # at the end
 
