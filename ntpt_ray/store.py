@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from functools import cached_property
@@ -32,6 +33,14 @@ from .program import LearnedProgram
 from .train.run import jsonable, read_program, save_program
 
 RECORD = "record.json"
+
+
+def write_batch(store: ProgramStore, programs: Sequence[tuple[ProgramRecord, LibrarySnapshot | None]],
+                source: str | None) -> tuple[list[bool], float]:
+    """``store.add_many(programs, source=source)`` and the seconds it took: the work of a sweep
+    coordinator's store writer thread."""
+    began = time.perf_counter()
+    return store.add_many(programs, source=source), time.perf_counter() - began
 
 
 def default_store(explicit: str | Path | None = None) -> Path:

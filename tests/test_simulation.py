@@ -40,17 +40,36 @@ def test_a_recording_comes_from_a_real_worker(recording):
 
 
 def test_a_simulated_worker_answers_like_a_real_one(recording):
-    real, simulated = RestartWorker(SPEC), SimulatedWorker(SPEC, recording, Fates())
+    """Same calls, same shape of replies (with the rule off, so that only the budget decides)."""
+    spec = SPEC.model_copy(update={"convergence": SPEC.convergence.model_copy(
+        update={"jump": 1.0, "min_accuracy": 1.0})})
+    real, simulated = RestartWorker(spec), SimulatedWorker(spec, recording, Fates())
     calls = [{"start": [Assignment(r, 1000 + r, 0) for r in range(2)], "library": LibraryVersion(0, {})},
-             {}, {}, {}, {"verify": [0, 1], "start": []}]
+             {}, {"periods": 3}, {"start": [Assignment(2, 1002, 0)]}]
     for call in calls:
         a, b = real.advance(**call), simulated.advance(**call)
-        assert sorted(a.accuracy) == sorted(b.accuracy) and a.steps == b.steps
-        assert sorted(a.finished) == sorted(b.finished)
+        assert {r: len(v) for r, v in a.accuracy.items()} == {r: len(v) for r, v in b.accuracy.items()}
+        assert a.steps == b.steps and a.spent == b.spent and a.periods == b.periods
         assert [(c.restart, c.finished, len(c.val_curve)) for c in a.checked] == \
                [(c.restart, c.finished, len(c.val_curve)) for c in b.checked]
+    assert a.steps == {2: 10} and real.free_slots == 1
     with pytest.raises(ValueError, match="free slots"):
         simulated.advance(start=[Assignment(r, r, 0) for r in range(3)])
+
+
+def test_a_worker_verifies_when_the_rule_fires_and_the_call_ends_with_the_first_program(recording):
+    """Restarts that all verify (at a validation drawn from their seeds): each is verified in
+    the period its accuracy jumps, and the call ends after the first such period (its program
+    is stored at once), however many periods it was given."""
+    fates = Fates(success=1.0, false_alarm=0.0)
+    validations = math.ceil(SPEC.train.steps / SPEC.convergence.val_every)
+    jumps = {r: fates.of(1000 + r, validations)[1] for r in range(2)}
+    worker = SimulatedWorker(SPEC, recording, fates)
+    reply = worker.advance(start=[Assignment(r, 1000 + r, 0) for r in range(2)], periods=validations)
+    first = min(jumps.values())
+    assert reply.periods == first and all(c.verified for c in reply.checked)
+    assert sorted(c.restart for c in reply.checked) == sorted(r for r, j in jumps.items() if j == first)
+    assert all(len(c.val_curve) == first for c in reply.checked)
 
 
 def test_the_simulated_clock_skips_waits_and_queues_calls_on_an_actor(recording):
@@ -79,7 +98,9 @@ def test_the_real_coordinator_handles_every_report_of_simulated_actors(recording
     assert run.outcomes == run.restarts and run.outstanding == 0 and run.calls == run.reports
     assert run.verified == run.stored == fates.count("verifies")
     assert SweepDirectory(tmp_path, spec).load().verified == run.verified
-    assert run.reports >= rounds * validations * actors  # a report per actor and period at least
+    # a report per actor and period (3 actors: one period per call), fewer when a slot's restart
+    # verifies early and none is left to take its place
+    assert rounds * actors < run.reports <= rounds * validations * actors
     # the simulated sweep: rounds x a whole budget of periods, at least; the driver's work within it
     assert run.wall_seconds >= rounds * validations * recording.period_seconds
     assert 0 < run.coordinator_seconds <= run.driver_seconds * 1.01 + 1e-3
@@ -126,3 +147,21 @@ def test_programs_are_stored_by_a_writer_thread_and_count_only_once_durable(reco
     assert seen == {"verified": 0, "outcomes": {}}
     assert result.verified == spec.restarts.total == len(result.programs) == 2
     assert directory.load().outcomes == {0: "verified", 1: "verified"}
+
+
+def test_with_many_actors_each_call_trains_several_periods(recording, tmp_path):
+    """200 actors with a 1 s period would report 200 times a second: the coordinator asks for
+    four periods per call (REPORTS_PER_SECOND = 50), and every restart still ends as its fate says."""
+    from ntpt_ray.sweep.coordinator import REPORTS_PER_SECOND
+
+    recording = with_timings(recording, period=1.0, verify=0.5, startup=2.0)
+    actors = 200
+    run = simulate(SPEC, recording, actors=actors, store=tmp_path, rounds=1)
+    validations = math.ceil(SPEC.train.steps / SPEC.convergence.val_every)
+    fates = [Fates().of(seed, validations)[0] for seed in restart_seeds(SPEC.restarts.seed, run.restarts)]
+    assert run.outcomes == run.restarts and run.verified == run.stored == fates.count("verifies")
+    assert math.ceil(actors / REPORTS_PER_SECOND) == 4
+    # each actor's first call trains one period (nothing is timed yet), the next ones the rest,
+    # a call ending early after a period that verified a program: one period per call would
+    # be 800 reports
+    assert actors < run.reports <= 2 * actors + run.verified < actors * validations

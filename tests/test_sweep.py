@@ -204,25 +204,32 @@ def test_a_reset_slot_trains_like_a_fresh_restart():
 def test_worker_trains_reports_verifies_and_frees_slots():
     spec = parse_spec({"name": "w", "problem": {"task": "add2x2:top"},
                        "restarts": {"per_actor": 3},
-                       "train": {"steps": 150}, "convergence": {"val_every": 50, "val_size": 40},
-                       "verify": {"beam": 64, "test_size": 40}})
+                       "train": {"steps": 150},
+                       "convergence": {"val_every": 50, "val_size": 40, "jump": 1.0, "min_accuracy": 1.0},
+                       "verify": {"beam": 64, "test_size": 40}})  # the rule never fires: at_end only
     worker = RestartWorker(spec)
     reply = worker.advance(start=[Assignment(r, 1000 + r, 0) for r in range(3)],
                            library=LibraryVersion(0, {}))
-    assert sorted(reply.accuracy) == [0, 1, 2] and set(reply.steps.values()) == {50}
+    assert sorted(reply.accuracy) == [0, 1, 2] and set(reply.steps.values()) == {50} and reply.periods == 1
     with pytest.raises(ValueError, match="free slots"):
         worker.advance(start=[Assignment(9, 9, 0)])
-    for _ in range(2):
-        reply = worker.advance()
-    assert sorted(reply.finished) == [0, 1, 2]
-    reply = worker.advance(verify=[0, 1, 2], start=[Assignment(3, 1003, 0)])
-    assert [c.restart for c in reply.checked] == [0, 1, 2]
+    assert not worker.advance().checked
+    reply = worker.advance()  # budgets spent: each verified in the call, its slot freed
+    checked = reply.checked
+    assert [c.restart for c in reply.checked] == [0, 1, 2] and not reply.spent and not reply.steps
     assert all(c.finished for c in reply.checked)
     assert any(c.verified for c in reply.checked)  # add2x2:top succeeds in nearly every restart
     for c in reply.checked:
         assert len(c.val_curve) == 3 and c.program["task"] == "add2x2:top"
         assert c.verified == all(a == 1 for a in c.verification["test_accuracy"].values())
+    reply = worker.advance(start=[Assignment(3, 1003, 0)])
     assert worker.free_slots == 2 and list(reply.steps) == [3] and reply.steps[3] == 50
+    # one call of three periods does what three calls of one do
+    at_once = RestartWorker(spec).advance(start=[Assignment(r, 1000 + r, 0) for r in range(3)],
+                                          library=LibraryVersion(0, {}), periods=5)
+    assert at_once.periods == 3 and all(len(a) == 3 for a in at_once.accuracy.values())
+    assert [(c.restart, c.program["values"], c.val_curve) for c in at_once.checked] == \
+           [(c.restart, c.program["values"], c.val_curve) for c in checked]
 
 
 def test_start_library_resolution(tmp_path):

@@ -72,13 +72,14 @@ def test_a_restart_finds_the_same_program_whatever_its_slot_neighbours_and_start
     v0 = LibraryVersion(0, {})
     alone = RestartWorker(spec)
     alone.advance(start=[Assignment(7, 1007, 0)], library=v0)
-    alone.advance()
+    assert alone.slot_of[7] == 0
+    replies = [alone.advance()]  # its budget spent: verified in this call ([convergence] at_end)
     crowded = RestartWorker(spec)  # restart 7 starts a period late, in slot 2, beside two others
     crowded.advance(start=[Assignment(1, 1001, 0), Assignment(2, 1002, 0)], library=v0)
     crowded.advance(start=[Assignment(7, 1007, 0)])
-    assert crowded.slot_of[7] == 2 and alone.slot_of[7] == 0
-    crowded.advance()
-    first, second = (w.advance(verify=[7]).checked[0] for w in (alone, crowded))
+    assert crowded.slot_of[7] == 2
+    replies.append(crowded.advance())
+    first, second = (next(c for c in reply.checked if c.restart == 7) for reply in replies)
     assert first.val_curve == second.val_curve and len(first.val_curve) == 2
     assert first.program["values"] == second.program["values"]
     assert first.verification == second.verification

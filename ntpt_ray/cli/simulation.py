@@ -61,12 +61,14 @@ def bench_coordinator(
                       f"report (median), {run.share:.2%} of {run.wall_seconds:.0f} s (simulated in "
                       f"{run.real_seconds:.0f} s)")
     table = new_table("actors", "restarts", "reports", "verified", "ms/report (median)", "ms/report (p90)",
-                      "share of wall", "state saves", "store writer", "own account", "wall (simulated)",
+                      "share of wall", "state saves", "store writer", "store wait at the end", "own account",
+                      "wall (simulated)",
                       title=f"the coordinator on simulated {spec.name} actors, {plural(rounds, 'round')}")
     for r in runs:
         table.add_row(str(r.actors), str(r.restarts), str(r.reports), str(r.verified),
                       f"{r.report_ms_median:.3f}", f"{r.report_ms_p90:.3f}", f"{r.share:.2%}",
-                      f"{r.save_share:.2%}", f"{r.store_share:.2%}", f"{r.accounted_share:.2%}",
+                      f"{r.save_share:.2%}", f"{r.store_share:.2%}", f"{r.store_wait_seconds:.2f} s",
+                      f"{r.accounted_share:.2%}",
                       f"{r.wall_seconds:.0f} s")
     print_table(table)
     if out is not None:

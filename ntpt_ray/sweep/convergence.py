@@ -42,3 +42,30 @@ class ConvergenceRule:
         if latest < self.min_accuracy or latest - min(before) < self.jump:
             return False
         return last_checked is None or latest >= last_checked + self.jump / 2
+
+
+class Watch:
+    """A worker's view of its restarts' validations: what to do after each one. Verify a
+    restart when the rule fires on its curve, or when its budget is spent (``at_end``); drop a
+    spent one otherwise."""
+
+    def __init__(self, rule: ConvergenceRule, at_end: bool):
+        self.rule, self.at_end = rule, at_end
+        self.curves: dict[int, list[float]] = {}
+        self.last_failed: dict[int, float] = {}  # restart -> its accuracy at its last failed check
+
+    def validated(self, restart: int, accuracy: float, spent: bool) -> str | None:
+        """``"verify"``, ``"drop"`` or ``None`` for ``restart`` after a validation at ``accuracy``."""
+        curve = self.curves.setdefault(restart, [])
+        curve.append(accuracy)
+        if spent:
+            return "verify" if self.at_end else "drop"
+        return "verify" if self.rule.fires(curve, self.last_failed.get(restart)) else None
+
+    def failed(self, restart: int) -> None:
+        """``restart`` was verified without success (and trains on)."""
+        self.last_failed[restart] = self.curves[restart][-1]
+
+    def forget(self, restart: int) -> None:
+        self.curves.pop(restart, None)
+        self.last_failed.pop(restart, None)

@@ -1,10 +1,12 @@
 """The coordinator: runs a sweep's restarts on Ray actors and keeps what they find.
 
 It hands restarts to :class:`~ntpt_ray.sweep.worker.RestartWorker` actors (one CPU each, a
-vectorised batch of restart slots per actor), watches each restart's validation accuracy,
-orders a restart verified when the :class:`ConvergenceRule` fires or its budget is spent,
+vectorised batch of restart slots per actor), which verify a restart when the
+:class:`~ntpt_ray.sweep.convergence.ConvergenceRule` fires or its budget is spent and train
+several validation periods per call when there are many actors (:meth:`Coordinator._periods`),
 stores every verified program (those of one pass over the replies as one batch, written by a
-writer thread while the driver goes on, durable before their restarts count as verified), publishes a better neural library to the actors as a new
+writer thread while the driver goes on; durable before their restarts count as verified),
+publishes a better neural library to the actors as a new
 version (through Ray's object store), and stops as the spec's stop policy says. Every finished
 restart is written to the sweep's durable state at once (with the time spent so far); a lost
 actor's restarts run again on another actor, with the same results (a restart's data come from
@@ -32,10 +34,9 @@ import numpy as np
 
 from ..cli.common import plural
 from ..methods import space_size
-from ..store import ProgramRecord, ProgramStore, default_store, program_id
+from ..store import ProgramRecord, ProgramStore, default_store, program_id, write_batch
 from ..train.device import actor_options, cluster_device
 from ..train.run import restart_seeds
-from .convergence import ConvergenceRule
 from .spec import SweepSpec, limit
 from .state import SweepDirectory, SweepError, SweepState, now_iso, resolve_start_library
 from .worker import Assignment, Checked, LibraryVersion, Reply, RestartFailed, RestartWorker, SearchWorker
@@ -43,6 +44,8 @@ from .worker import Assignment, Checked, LibraryVersion, Reply, RestartFailed, R
 STARTUP_TIMEOUT = 300.0  # seconds without any live actor before the sweep gives up
 SAVE_EVERY = 1.0  # seconds: a finished restart reaches state.json within this (or SAVE_SHARE's longer)
 SAVE_SHARE = 0.005  # at most this share of the driver's time goes to rewriting state.json
+REPORTS_PER_SECOND = 50.0  # actors' replies a second the driver asks for, at most (see _periods)
+MAX_PERIODS = 16  # validation periods per call, at most
 PROGRESS_EVERY = 0.1  # seconds between progress reports (and one when the sweep stops)
 LOOPBACK = "127.0.0.1"  # where an embedded Ray listens
 COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours in Ray's tracebacks
@@ -89,6 +92,8 @@ class SweepResult:
     stopped_by: str = ""
     method: str = "gradient"
     examined: int = 0  # discrete methods: programs examined by this session's finished restarts
+    store_wait_seconds: float = 0.0  # with no actor left, waiting for the last programs to be durable
+    store_seconds: float = 0.0  # the store's writer thread, writing verified programs (beside the driver)
     space: int | None = None  # enumerate: the distinct programs in the whole space
 
     @property
@@ -130,16 +135,10 @@ class Coordinator:
         self.data_dir = data_dir
         self.on_progress = on_progress
         self.target_actors = actors
-        c = spec.convergence
-        self.rule = ConvergenceRule(c.jump, c.window, c.min_accuracy)
         total = spec.restarts.total
         self.seeds = restart_seeds(spec.restarts.seed, total)
         self.pending = deque(r for r in range(total) if r not in state.outcomes)
-        self.curves: dict[int, list[float]] = {}
-        self.last_failed: dict[int, float] = {}
-        self.finished: set[int] = set()  # budget spent, waiting for verification
-        self.to_verify: set[int] = set()
-        self.to_drop: set[int] = set()
+        self.period_seconds = 0.0  # an actor's validation period, as its last reply timed it
         self.versions = [self._publish(record.version, directory.library(record))
                          for record in state.libraries]
         self.library_score = max(record.score for record in state.libraries)
@@ -208,7 +207,9 @@ class Coordinator:
         that a pass handles them all and stores their programs as one batch."""
         refs = list(self.actors)
         if not refs and self.writing:  # the last restarts' programs are being stored
+            began = time.perf_counter()
             wait_for([self.writing[0][0]], timeout=1.0)
+            self.result.store_wait_seconds += time.perf_counter() - began
             return []
         if not refs:
             raise SweepError("no actor left to run the sweep's restarts")
@@ -279,12 +280,7 @@ class Coordinator:
         self.result.rerun += len(lost)
         for restart in sorted(lost, reverse=True):
             self.pending.appendleft(restart)
-            self.curves.pop(restart, None)
-            self.last_failed.pop(restart, None)
             self.examining.pop(restart, None)
-            self.finished.discard(restart)
-            self.to_verify.discard(restart)
-            self.to_drop.discard(restart)
         if self.result.lost_actors > 10 * self.target_actors:
             raise SweepError(f"{plural(self.result.lost_actors, 'actor')} lost: giving up "
                              "(state is saved; use --resume)")
@@ -293,19 +289,13 @@ class Coordinator:
             self._dispatch(self.idle.pop())
 
     def _dispatch(self, actor: _Actor) -> None:
-        """Send ``actor`` its next call: verifications, drops, new restarts, the newest library."""
-        verify = sorted(actor.restarts & self.to_verify)
-        drop = sorted(actor.restarts & self.to_drop)
-        self.to_verify -= set(verify)
-        self.to_drop -= set(drop)
-        freed = len(drop) + len(self.finished.intersection(verify))
-        free = self.spec.restarts.per_actor - len(actor.restarts) + freed
+        """Send ``actor`` its next call: new restarts, the newest library, how many periods."""
+        free = self.spec.restarts.per_actor - len(actor.restarts)
         start = []
         while self.pending and len(start) < free:
             restart = self.pending.popleft()
             start.append(Assignment(restart, self.seeds[restart], len(self.versions) - 1))
             self.state.restart_started(restart, self.earlier_seconds + self._elapsed(), actor.name)
-            self.curves[restart] = []
         if not (actor.restarts or start):
             self.idle.append(actor)
             return
@@ -313,34 +303,38 @@ class Coordinator:
         if actor.library_version < len(self.versions) - 1:
             library = self.versions[-1]
             actor.library_version = len(self.versions) - 1
-        for restart in drop:
-            actor.restarts.discard(restart)
         actor.restarts.update(job.restart for job in start)
-        call = actor.handle.advance.remote(start=start, verify=verify, drop=drop, library=library)
+        call = actor.handle.advance.remote(start=start, library=library, periods=self._periods(),
+                                           refill=bool(self.pending))
         self.actors[call] = actor
+
+    def _periods(self) -> int:
+        """Validation periods per call: enough that the actors' replies come at most
+        REPORTS_PER_SECOND a second (one with few actors, at most MAX_PERIODS). A restart the
+        rule fires on is verified within the call, and a call ends after a period that verified
+        a program or (with restarts waiting) freed a slot, so a longer call delays no program;
+        only a new library version waits for its end."""
+        if not self.period_seconds:
+            return 1
+        wanted = len(self.actors) / (REPORTS_PER_SECOND * self.period_seconds)
+        return max(1, min(MAX_PERIODS, math.ceil(wanted)))
 
     # ---- results
 
     def _absorb(self, actor: _Actor, reply: Reply) -> None:
         self.result.train_seconds += reply.train_seconds
         self.result.verify_seconds += reply.verify_seconds
+        if reply.periods and reply.train_seconds:
+            self.period_seconds = reply.train_seconds / reply.periods
         if self.method != "gradient":
             self.examining.update(reply.steps)
+        if reply.accuracy:
+            self.best_accuracy = max(self.best_accuracy, *map(max, reply.accuracy.values()))
         for checked in reply.checked:
             self._checked(actor, checked)
-        for restart, accuracy in reply.accuracy.items():
-            curve = self.curves.setdefault(restart, [])
-            curve.append(accuracy)
-            self.best_accuracy = max(self.best_accuracy, accuracy)
-            if restart in reply.finished:
-                self.finished.add(restart)
-                if self.spec.convergence.at_end:
-                    self.to_verify.add(restart)
-                else:
-                    self.to_drop.add(restart)
-                    self._finish(restart, "failed")
-            elif self.rule.fires(curve, self.last_failed.get(restart)):
-                self.to_verify.add(restart)
+        for restart in reply.spent:
+            actor.restarts.discard(restart)
+            self._finish(restart, "failed")
 
     def _checked(self, actor: _Actor, c: Checked) -> None:
         self.examining.pop(c.restart, None)
@@ -351,13 +345,8 @@ class Coordinator:
             self.unstored.append((self._record(c), c))  # finished once stored: see _commit
         elif c.finished:
             self._finish(c.restart, "failed")
-        else:
-            self.last_failed[c.restart] = self.curves[c.restart][-1]
 
     def _finish(self, restart: int, outcome: str) -> None:
-        self.finished.discard(restart)
-        self.curves.pop(restart, None)
-        self.last_failed.pop(restart, None)
         if restart in self.state.outcomes:
             return
         self.state.outcomes[restart] = outcome
@@ -383,9 +372,13 @@ class Coordinator:
             self._save()
             self.result.coordinator_seconds += self.save_seconds
 
+    def storing(self) -> bool:
+        """Whether the writer thread is still writing verified programs."""
+        return any(not future.done() for future, _ in self.writing)
+
     def _record(self, c: Checked) -> ProgramRecord:
         return ProgramRecord(
-            id=program_id(self.spec.sweep_id, c.restart), sweep=self.spec.sweep_id, restart=c.restart,
+            id=program_id(self.result.sweep, c.restart), sweep=self.result.sweep, restart=c.restart,
             seed=c.seed, library_version=c.library_version, program=c.program,
             verification=c.verification, val_curve=c.val_curve, spec=self.record_spec,
             started_at=now_iso(c.started_at), found_at=now_iso(),
@@ -399,12 +392,14 @@ class Coordinator:
         began = time.perf_counter()
         if self.unstored:
             batch, self.unstored = self.unstored, []
-            future = self.writer.submit(self.store.add_many, [(record, c.nets or None) for record, c in batch],
-                                        source=self.source)
+            future = self.writer.submit(write_batch, self.store, [(record, c.nets or None) for record, c in batch],
+                                        self.source)
             self.writing.append((future, batch))
         while self.writing and (finish or self.writing[0][0].done()):
             future, batch = self.writing.popleft()
-            for (record, c), new in zip(batch, future.result()):
+            stored, seconds = future.result()
+            self.result.store_seconds += seconds
+            for (record, c), new in zip(batch, stored):
                 self._stored(record, c, new)
         self.result.coordinator_seconds += time.perf_counter() - began
 

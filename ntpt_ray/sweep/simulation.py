@@ -10,11 +10,14 @@ verification and of starting up, and a decoded program with its verification rec
 restart's fate comes from its seed (:class:`Fates`).
 
 The simulated clock is the real clock, minus the simulator's own work, plus every wait it skips:
-when no reply is due, ``wait`` jumps to the next one instead of sleeping. So the coordinator's
+when no reply is due, ``wait`` jumps to the next one instead of sleeping (but first sleeps, up
+to that gap, while the coordinator's store writer is busy: that thread would have had the
+driver's idle time on a cluster). So the coordinator's
 work takes its real time, replies queue up behind a slow coordinator as they would on a cluster,
 and a sweep of many simulated minutes runs in about the time the coordinator itself needs. The
 driver's own time is measured from one ``wait`` returning to the next (the simulator's work
-taken out): Ray's own cost in the driver (``wait``, ``get``, sending a call) is not in it.
+taken out): Ray's own cost in the driver (``wait``, ``get``, sending a call) is not in it, nor
+the wait for the last programs to be durable once no actor is left (reported beside it).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from ..train.run import restart_seeds
 from .coordinator import Coordinator
 from .spec import SweepSpec
 from .state import SweepDirectory, SweepState
-from .worker import Assignment, Checked, LibraryVersion, Reply, RestartWorker
+from .worker import Assignment, CallLog, Checked, LibraryVersion, Reply, RestartWorker, watch_of
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,11 @@ class Recording:
 def record(spec: SweepSpec, *, periods: int = 2, data_dir: str | None = None) -> Recording:
     """Run a real worker of ``spec`` in this process: its start-up, ``periods`` validation
     periods of all its slots (the median) and two verifications (the second: the first pays for
-    compiling the model at every test length)."""
+    compiling the model at every test length). The worker's convergence rule is off, so that
+    every slot still trains for the verifications."""
+    quiet = spec.convergence.model_copy(update={"jump": 1.0, "min_accuracy": 1.0, "at_end": False})
     began = time.perf_counter()
-    worker = RestartWorker(spec, data_dir=data_dir)
+    worker = RestartWorker(spec.model_copy(update={"convergence": quiet}), data_dir=data_dir)
     startup = time.perf_counter() - began
     slots = spec.restarts.per_actor
     start = [Assignment(r, s, 0) for r, s in enumerate(restart_seeds(spec.restarts.seed, slots))]
@@ -64,10 +69,10 @@ def record(spec: SweepSpec, *, periods: int = 2, data_dir: str | None = None) ->
         train.append(worker.advance(start=start, library=LibraryVersion(0, {})).train_seconds)
         start = []
     verify, checked = [], None
-    for restart in range(min(2, slots)):
-        reply = worker.advance(verify=[restart])
-        verify.append(reply.verify_seconds)
-        checked = reply.checked[0]
+    for restart in list(worker.slot_of)[:2]:
+        began = time.perf_counter()
+        checked = worker.verify(restart)
+        verify.append(time.perf_counter() - began)
     return Recording(startup, statistics.median(train), verify[-1], checked.program,
                      checked.verification)
 
@@ -102,8 +107,9 @@ class Fates:
 
 class SimulatedWorker:
     """:class:`RestartWorker`'s protocol with synthetic replies: ``per_actor`` slots, each
-    restart training ``val_every`` steps per call until its budget is spent, its accuracies
-    and verdicts from :class:`Fates`, its timings and programs from a :class:`Recording`."""
+    restart training ``val_every`` steps per period until its budget is spent, the spec's
+    convergence rule applied as the real worker does, its accuracies and verdicts from
+    :class:`Fates`, its timings and programs from a :class:`Recording`."""
 
     def __init__(self, spec: SweepSpec, recording: Recording, fates: Fates):
         self.slots, self.budget = spec.restarts.per_actor, spec.train.steps
@@ -115,32 +121,34 @@ class SimulatedWorker:
         self.curves: dict[int, list[tuple[int, float]]] = {}
         self.fate: dict[int, tuple[str, int]] = {}
         self.started: dict[int, float] = {}
+        self.watch = watch_of(spec)
 
     def pid(self) -> int:
         return id(self)
 
-    def advance(self, *, start: list[Assignment] = (), verify: list[int] = (), drop: list[int] = (),
-                library: LibraryVersion | None = None) -> Reply:
-        """Verify, drop, start, then train every restart with budget left one period."""
-        checked = [self._verify(restart) for restart in verify]
-        for restart in [*drop, *(c.restart for c in checked if c.verified or c.finished)]:
-            self._release(restart)
+    def advance(self, *, start: list[Assignment] = (), library: LibraryVersion | None = None,
+                periods: int = 1, refill: bool = False) -> Reply:
+        """Start restarts, then train up to ``periods`` periods as :meth:`RestartWorker.advance`."""
         if len(start) > self.slots - len(self.jobs):
             raise ValueError(f"{len(start)} restarts assigned to {self.slots - len(self.jobs)} free slots")
         for job in start:
             self.jobs[job.restart], self.steps[job.restart], self.curves[job.restart] = job, 0, []
             self.fate[job.restart] = self.fates.of(job.seed, self.validations)
             self.started[job.restart] = time.time()
-        active = [r for r in self.jobs if self.steps[r] < self.budget]
-        for restart in active:
-            self.steps[restart] = min(self.budget, self.steps[restart] + self.every)
-            accuracy = Fates.accuracy(*self.fate[restart], len(self.curves[restart]) + 1)
-            self.curves[restart].append((self.steps[restart] * self.batch_size, accuracy))
-        training = [r for r in self.jobs if self.steps[r] > 0] if active else []
-        return Reply({r: self.curves[r][-1][1] for r in training}, dict(self.steps),
-                     [r for r in training if self.steps[r] >= self.budget], checked,
-                     self.recording.period_seconds if active else 0.0,
-                     self.recording.verify_seconds * len(checked))
+        log = CallLog(self.watch)
+        done = 0
+        while done < periods and self.jobs:
+            done += 1
+            period = {}
+            for restart in self.jobs:
+                self.steps[restart] = min(self.budget, self.steps[restart] + self.every)
+                period[restart] = Fates.accuracy(*self.fate[restart], len(self.curves[restart]) + 1)
+                self.curves[restart].append((self.steps[restart] * self.batch_size, period[restart]))
+            finished = {r for r in period if self.steps[r] >= self.budget}
+            if log.ends_call(log.settle(period, finished, self._verify, self._release), refill):
+                break
+        return Reply(log.accuracy, dict(self.steps), log.spent, log.checked,
+                     self.recording.period_seconds * done, self.recording.verify_seconds * len(log.checked), done)
 
     def _verify(self, restart: int) -> Checked:
         job, (kind, jump) = self.jobs[restart], self.fate[restart]
@@ -153,6 +161,7 @@ class SimulatedWorker:
                        self.started[restart])
 
     def _release(self, restart: int) -> None:
+        self.watch.forget(restart)
         for table in (self.jobs, self.steps, self.curves, self.fate, self.started):
             table.pop(restart, None)
 
@@ -222,6 +231,7 @@ class SimulatedRay:
         self.loops: list[Loop] = []
         self._mark: tuple[float, float] | None = None  # (perf_counter, overhead) when the driver went on
         self._replies = self._pings = 0
+        self.background: Callable[[], bool] = lambda: False  # work in the driver's process that idles use
 
     def now(self) -> float:
         """The simulated clock (seconds)."""
@@ -257,7 +267,10 @@ class SimulatedRay:
             if self.due and self.due[0].due > now:
                 gap = self.due[0].due - now
                 gap = gap if timeout is None else min(gap, timeout)
-                self.skipped += gap
+                until = time.perf_counter() + gap
+                while self.background() and time.perf_counter() < until:
+                    time.sleep(min(1e-3, max(until - time.perf_counter(), 0.0)))
+                self.skipped += gap  # the clock moves by gap, slept or not (sleep is overhead)
                 now += gap
             ready = []
             while self.due and len(ready) < num_returns and self.due[0].due <= now:
@@ -323,19 +336,6 @@ class _TimedDirectory(SweepDirectory):
         self.seconds += time.perf_counter() - began
 
 
-class _TimedStore(ProgramStore):
-    """The real program store, timing its writes (:meth:`add` writes through :meth:`add_many`)."""
-
-    seconds = 0.0
-
-    def add_many(self, *args: Any, **kwargs: Any) -> list[bool]:
-        began = time.perf_counter()
-        try:
-            return super().add_many(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - began
-
-
 @dataclass
 class SimulatedSweep:
     """One simulated sweep: what the coordinator did and what it cost."""
@@ -350,7 +350,8 @@ class SimulatedSweep:
     outstanding: int  # calls still running when the sweep stopped
     wall_seconds: float  # simulated, actors' start-up included
     real_seconds: float  # what the simulation took
-    driver_seconds: float  # the driver's own time, every loop
+    driver_seconds: float  # the driver's own time, every loop (the end's store wait taken out)
+    store_wait_seconds: float  # with no actor left, waiting for the last programs to be durable
     coordinator_seconds: float  # the coordinator's own account (SweepResult), simulator taken out
     save_seconds: float  # of the driver's time, rewriting state.json
     store_seconds: float  # the store's writer thread, writing verified programs (beside the driver)
@@ -371,7 +372,7 @@ class SimulatedSweep:
 
     @property
     def store_share(self) -> float:
-        """The writer thread's busy share of the wall time (of a core beside the driver's)."""
+        """The writer's busy share of the wall time (of a core beside the driver's)."""
         return self.store_seconds / self.wall_seconds
 
     @property
@@ -395,12 +396,13 @@ def simulate(spec: SweepSpec, recording: Recording, *, actors: int, store: Path,
     with its state and programs in the (new) store ``store``."""
     spec = simulation_spec(spec, actors, rounds)
     ray = SimulatedRay(lambda s: SimulatedWorker(s, recording, fates), recording.startup_seconds)
-    directory, programs = _TimedDirectory(store, spec), _TimedStore(store)
+    directory, programs = _TimedDirectory(store, spec), ProgramStore(store)
     with directory.lock():
         state = directory.create({}, "fresh")
         directory.seconds = 0.0
         coordinator = Coordinator(spec, programs, directory, state, actors=actors, data_dir=None,
                                   on_progress=lambda _: None, runtime=ray)
+        ray.background = coordinator.storing
         real, began = time.perf_counter(), ray.now()
         ray.mark()
         result = coordinator.run()
@@ -410,8 +412,9 @@ def simulate(spec: SweepSpec, recording: Recording, *, actors: int, store: Path,
     stored = sum(1 for _ in (store / "programs").iterdir()) if (store / "programs").exists() else 0
     return SimulatedSweep(
         actors, spec.restarts.total, len(state.outcomes), state.verified, stored, ray.calls, ray.reports,
-        ray.outstanding, wall, real, sum(loop.seconds for loop in ray.loops),
-        result.coordinator_seconds - ray.dispatch_overhead, directory.seconds, programs.seconds,
+        ray.outstanding, wall, real, sum(loop.seconds for loop in ray.loops) - result.store_wait_seconds,
+        result.store_wait_seconds,
+        result.coordinator_seconds - ray.dispatch_overhead, directory.seconds, result.store_seconds,
         1e3 * statistics.median(one), 1e3 * float(np.percentile(one, 90)), 1e3 * max(one),
         recording.period_seconds, recording.verify_seconds)
 

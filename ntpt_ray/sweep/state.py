@@ -12,16 +12,16 @@ when the sweep died are not in it: they run again.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import torch
 
 from ..atomic import atomic_write
@@ -149,7 +149,10 @@ class SweepDirectory:
         return file
 
     def save(self, state: SweepState) -> None:
-        atomic_write(self.path / STATE, lambda f: json.dump(asdict(state), f, indent=1))
+        # orjson encodes the dataclasses directly: several times faster than asdict + json with
+        # thousands of outcomes (see ntpt_ray.sweep.simulation)
+        text = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        atomic_write(self.path / STATE, lambda f: f.write(text), binary=True)
 
     def add_library(self, state: SweepState, nets: LibrarySnapshot, source: str,
                     score: float) -> LibraryRecord:

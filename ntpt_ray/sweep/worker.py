@@ -1,10 +1,12 @@
 """A sweep worker: one vectorised batch of restart slots, driven call by call by the coordinator.
 
-Each :meth:`RestartWorker.advance` call does what the coordinator decided (verify some
-restarts, drop some, start new ones in free slots, adopt a new library version) and then
-trains every active slot for one validation period and reports its validation accuracy. The
-worker keeps no decisions of its own, so losing it loses only the restarts it was training:
-the coordinator re-runs them elsewhere. In a sweep it runs as a Ray actor with one CPU (and
+Each :meth:`RestartWorker.advance` call does what the coordinator decided (start new restarts
+in free slots, adopt a new library version, train for so many validation periods) and reports
+every validation accuracy. The worker applies the sweep's convergence rule itself after each
+validation (:class:`~ntpt_ray.sweep.convergence.Watch`): a restart is verified as soon as the
+rule fires or its budget is spent, so one call can train several periods without the
+coordinator. It keeps nothing the sweep needs to recover: losing it loses only the restarts it
+was training, and the coordinator re-runs them elsewhere. In a sweep it runs as a Ray actor with one CPU (and
 one GPU with ``[train] device = "cuda"``).
 A restart's training data come from its own seed (see :class:`RestartBatch`), so it finds the
 same program whichever actor, slot and neighbours it has.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,7 @@ from ..library import LibrarySnapshot
 from ..program import LearnedProgram
 from ..train.restarts import RestartBatch
 from ..train.verify import Verifier
+from .convergence import ConvergenceRule, Watch
 from .spec import SweepSpec
 
 
@@ -68,12 +71,50 @@ class Checked:
 class Reply:
     """What one :meth:`RestartWorker.advance` call did."""
 
-    accuracy: dict[int, float]  # restart -> latest relaxed validation accuracy
-    steps: dict[int, int]  # restart -> steps taken so far (discrete methods: programs examined)
-    finished: list[int]  # restarts whose budget is now spent (waiting to be verified)
-    checked: list[Checked]
+    accuracy: dict[int, list[float]]  # restart -> its relaxed validation accuracies in this call
+    steps: dict[int, int]  # running restart -> steps taken so far (discrete methods: programs examined)
+    spent: list[int]  # restarts whose budget ran out unverified (at_end = false): released
+    checked: list[Checked]  # restarts verified in this call (released unless a false alarm)
     train_seconds: float
     verify_seconds: float
+    periods: int = 1  # validation periods trained (discrete methods: batches examined)
+
+
+class CallLog:
+    """What an ``advance`` call has seen so far, period by period: every validation, the
+    restarts spent unverified, the verifications; it applies the worker's :class:`Watch`."""
+
+    def __init__(self, watch: Watch):
+        self.watch = watch
+        self.accuracy: dict[int, list[float]] = {}
+        self.spent: list[int] = []
+        self.checked: list[Checked] = []
+
+    def settle(self, period: dict[int, float], finished: Collection[int],
+               verify: Callable[[int], Checked], release: Callable[[int], None]) -> bool:
+        """Record one period's validations ``{restart: accuracy}`` (``finished``: budgets now
+        spent), verify or drop restarts as the watch says, ``release`` those done; whether a
+        slot was freed."""
+        freed = False
+        for restart, value in period.items():
+            self.accuracy.setdefault(restart, []).append(value)
+            action = self.watch.validated(restart, value, restart in finished)
+            if action == "drop":
+                self.spent.append(restart)
+            elif action == "verify":
+                self.checked.append(verify(restart))
+                if not (self.checked[-1].verified or self.checked[-1].finished):
+                    self.watch.failed(restart)
+                    continue
+            if action is not None:
+                release(restart)
+                freed = True
+        return freed
+
+    def ends_call(self, freed: bool, refill: bool) -> bool:
+        """After a period that verified a program (stored at once), or freed a slot that
+        waiting restarts could take."""
+        return (refill and freed) or any(c.verified for c in self.checked)
 
 
 class RestartFailed(RuntimeError):
@@ -87,6 +128,12 @@ class RestartFailed(RuntimeError):
     def __str__(self) -> str:
         which = ", ".join(map(str, self.restarts))
         return f"restart{'' if len(self.restarts) == 1 else 's'} {which} failed on an actor: {self.error}"
+
+
+def watch_of(spec: SweepSpec) -> Watch:
+    """The spec's convergence rule, as a worker applies it."""
+    c = spec.convergence
+    return Watch(ConvergenceRule(c.jump, c.window, c.min_accuracy), c.at_end)
 
 
 @contextmanager
@@ -119,6 +166,7 @@ class RestartWorker:
         self.assignment: dict[int, Assignment] = {}
         self.started: dict[int, float] = {}
         self.libraries: dict[int, LibrarySnapshot] = {}
+        self.watch = watch_of(spec)
 
     def pid(self) -> int:
         """The worker's process id (fault-tolerance tests kill it)."""
@@ -128,19 +176,15 @@ class RestartWorker:
     def free_slots(self) -> int:
         return self.batch.restarts - len(self.slot_of)
 
-    def advance(self, *, start: list[Assignment] = (), verify: list[int] = (), drop: list[int] = (),
-                library: LibraryVersion | None = None) -> Reply:
-        """Adopt ``library``, verify and drop restarts, start new ones, then train one period."""
+    def advance(self, *, start: list[Assignment] = (), library: LibraryVersion | None = None,
+                periods: int = 1, refill: bool = False) -> Reply:
+        """Adopt ``library``, start new restarts, then train up to ``periods`` validation
+        periods. After each, a restart the convergence rule fires on, or whose budget is spent
+        (``[convergence] at_end``), is verified at once; verified and spent restarts leave their
+        slots. The call ends after a period that verified a program (so that it is stored at
+        once) or, with ``refill`` (restarts wait for slots), that freed a slot."""
         if library is not None:
             self.libraries[library.version] = library.nets
-        began = time.perf_counter()
-        checked = []
-        for restart in verify:
-            with _blame([restart]):
-                checked.append(self._verify(restart))
-        verify_seconds = time.perf_counter() - began
-        for restart in [*drop, *(c.restart for c in checked if c.verified or c.finished)]:
-            self._release(restart)
         if len(start) > self.free_slots:
             raise ValueError(f"{len(start)} restarts assigned to {self.free_slots} free slots")
         free = iter(sorted(set(range(self.batch.restarts)) - set(self.slot_of.values())))
@@ -151,11 +195,27 @@ class RestartWorker:
             self.slot_of[job.restart] = slot
             self.assignment[job.restart] = job
             self.started[job.restart] = time.time()
-        began = time.perf_counter()
-        with _blame(self.slot_of):
-            accuracy, finished = self._train_period()
-        return Reply(accuracy, {r: int(self.batch.steps_done[s]) for r, s in self.slot_of.items()},
-                     finished, checked, time.perf_counter() - began, verify_seconds)
+        log = CallLog(self.watch)
+        seconds = {"train": 0.0, "verify": 0.0}
+
+        def verify(restart: int) -> Checked:
+            began = time.perf_counter()
+            with _blame([restart]):
+                checked = self.verify(restart)
+            seconds["verify"] += time.perf_counter() - began
+            return checked
+
+        done = 0
+        while done < periods and self.batch.active.any():
+            began = time.perf_counter()
+            with _blame(self.slot_of):
+                period, finished = self._train_period()
+            seconds["train"] += time.perf_counter() - began
+            done += 1
+            if log.ends_call(log.settle(period, finished, verify, self._release), refill):
+                break
+        return Reply(log.accuracy, {r: int(self.batch.steps_done[s]) for r, s in self.slot_of.items()},
+                     log.spent, log.checked, seconds["train"], seconds["verify"], done)
 
     def _train_period(self) -> tuple[dict[int, float], list[int]]:
         batch, budget = self.batch, self.config.steps
@@ -172,7 +232,8 @@ class RestartWorker:
         finished = [r for r in training if batch.steps_done[self.slot_of[r]] >= budget]
         return {r: float(accuracy[self.slot_of[r]]) for r in training}, finished
 
-    def _verify(self, restart: int) -> Checked:
+    def verify(self, restart: int) -> Checked:
+        """Decode and verify running restart ``restart`` now (it keeps its slot)."""
         slot, job = self.slot_of[restart], self.assignment[restart]
         v = self.batch.verify(slot)
         result = self.batch.results[slot]
@@ -186,6 +247,7 @@ class RestartWorker:
                        self.batch.library_snapshot(slot) if v.verified else {})
 
     def _release(self, restart: int) -> None:
+        self.watch.forget(restart)
         slot = self.slot_of.pop(restart, None)
         if slot is not None:
             self.batch.freeze(slot)
@@ -196,8 +258,8 @@ class RestartWorker:
 class SearchWorker:
     """The restart slots of a discrete search method (``[search] method``, see
     :mod:`ntpt_ray.methods`), driven by the coordinator like :class:`RestartWorker`: each
-    :meth:`advance` examines one batch of programs per running restart and reports a restart
-    as checked (verified, or its budget or shard spent) by itself."""
+    :meth:`advance` examines ``periods`` batches of programs per running restart and reports a
+    restart as checked (verified, or its budget or shard spent) by itself."""
 
     def __init__(self, spec: SweepSpec, *, data_dir: str | None = None, threads: int = 1):
         from ..methods import MethodRunner
@@ -217,11 +279,10 @@ class SearchWorker:
         """The worker's process id (fault-tolerance tests kill it)."""
         return os.getpid()
 
-    def advance(self, *, start: list[Assignment] = (), verify: list[int] = (), drop: list[int] = (),
-                library: LibraryVersion | None = None) -> Reply:
-        """Drop restarts, start new ones, then examine one batch of each running restart."""
-        for restart in drop:
-            self._release(restart)
+    def advance(self, *, start: list[Assignment] = (), library: LibraryVersion | None = None,
+                periods: int = 1, refill: bool = False) -> Reply:
+        """Start new restarts, then examine up to ``periods`` batches of each running restart
+        (with ``refill``, only until one is done)."""
         if len(start) + len(self.running) > self.spec.restarts.per_actor:
             raise ValueError(f"{len(start)} restarts assigned to "
                              f"{self.spec.restarts.per_actor - len(self.running)} free slots")
@@ -233,14 +294,19 @@ class SearchWorker:
             self.started[job.restart] = time.time()
         began = time.perf_counter()
         checked = []
-        for restart, search in list(self.running.items()):
-            with _blame([restart]):
-                search.step()
-            if search.done:
-                checked.append(self._checked(restart, search))
-                self._release(restart)
+        done = 0
+        while done < periods and self.running:
+            done += 1
+            for restart, search in list(self.running.items()):
+                with _blame([restart]):
+                    search.step()
+                if search.done:
+                    checked.append(self._checked(restart, search))
+                    self._release(restart)
+            if refill and checked:
+                break
         steps = {r: s.examined for r, s in self.running.items()}
-        return Reply({}, steps, [], checked, time.perf_counter() - began, 0.0)
+        return Reply({}, steps, [], checked, time.perf_counter() - began, 0.0, done)
 
     def _checked(self, restart: int, search) -> Checked:
         job = self.assignment[restart]
