@@ -281,8 +281,9 @@ class SearchWorker:
 
     def advance(self, *, start: list[Assignment] = (), library: LibraryVersion | None = None,
                 periods: int = 1, refill: bool = False) -> Reply:
-        """Start new restarts, then examine up to ``periods`` batches of each running restart
-        (with ``refill``, only until one is done)."""
+        """Start new restarts, then examine up to ``periods`` batches of each running restart;
+        the call ends, as :meth:`RestartWorker.advance`'s, after a batch that verified a program
+        or (with ``refill``) finished a restart."""
         if len(start) + len(self.running) > self.spec.restarts.per_actor:
             raise ValueError(f"{len(start)} restarts assigned to "
                              f"{self.spec.restarts.per_actor - len(self.running)} free slots")
@@ -303,7 +304,7 @@ class SearchWorker:
                 if search.done:
                     checked.append(self._checked(restart, search))
                     self._release(restart)
-            if refill and checked:
+            if (refill and checked) or any(c.verified for c in checked):
                 break
         steps = {r: s.examined for r, s in self.running.items()}
         return Reply({}, steps, [], checked, time.perf_counter() - began, 0.0, done)
