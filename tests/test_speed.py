@@ -3,9 +3,11 @@ shipped model (and on TerpreT's, through the tasks layer), and arm liveness deci
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 from ntpt_ray.lang.model import Model
@@ -155,3 +157,43 @@ def test_arms_are_not_stacked_when_they_differ_in_shape_or_halt(body, why):
 def test_the_math_blocks_are_computed_together():
     templates = plan(problem("math").compile()).templates
     assert len(templates) >= 5  # every `with pc[t] as b` with more than one live block
+
+
+@pytest.mark.parametrize("arg_sizes", [(5,), (3, 4), (3, 4, 2), (2, 3, 2, 3)])
+def test_a_runtime_table_is_contracted_through_its_entries_as_the_dense_indicator_does(arg_sizes):
+    """Values and gradients of :func:`tables.contract` against the dense contraction, on
+    arguments broadcast over different lanes (one of them a constant), with a table where some
+    outputs have many preimages and some none."""
+    from ntpt_ray.lang.ir import RuntimeFn
+    from ntpt_ray.lang.tables import TableBags, contract
+
+    size = 6
+    grid = np.indices(arg_sizes).reshape(len(arg_sizes), -1)
+    table = (grid[0] * 7 + (grid[1:] ** 2).sum(0)) % 5 if len(arg_sizes) > 1 else grid[0] % 2
+    fn = RuntimeFn("F", arg_sizes, size, table.reshape(arg_sizes).astype(np.int64))
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(3, 1, s) if k % 2 else (1, 4, s) for k, s in enumerate(arg_sizes)]
+    shapes[-1] = (1, 1, arg_sizes[-1])  # a constant
+    args = [torch.rand(shape, generator=generator).softmax(-1).requires_grad_() for shape in shapes]
+    lead = (3, 4) if len(arg_sizes) > 1 else (1, 4)
+    out = contract(TableBags(fn, torch.device("cpu")), args, lead)
+    indicator = torch.nn.functional.one_hot(torch.from_numpy(fn.table), size).float()
+    joint = args[0].expand(*lead, -1)
+    for a in args[1:]:  # the joint marginal of all arguments, [*lead, prod(arg_sizes)]
+        joint = (joint.unsqueeze(-1) * a.unsqueeze(-2)).flatten(-2)
+    dense = joint @ indicator.reshape(-1, size)
+    assert out.shape == (*lead, size)
+    torch.testing.assert_close(out, dense)
+    weights = torch.rand(*lead, size, generator=generator)
+    got = torch.autograd.grad((out * weights).sum(), args)
+    want = torch.autograd.grad((dense * weights).sum(), args)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_freed_memory_is_kept_for_the_next_step():
+    from ntpt_ray.train.allocator import retain_freed_memory
+
+    assert retain_freed_memory() is True  # glibc took both thresholds
+    assert retain_freed_memory() is True  # once per process

@@ -11,7 +11,7 @@ probability of halting).
 Two implementations compute the same values (to float rounding): :class:`RelaxedInterpreter`,
 the reference (one dense contraction per ``@Runtime`` call, one host sync per branch arm), and
 :class:`FastRelaxedInterpreter` (the default, see ``PATHS``), which decides arm liveness once per
-compiled model, contracts ``@Runtime`` tables through their index structure, merges each
+compiled model, contracts ``@Runtime`` tables through their index structure (:mod:`.tables`), merges each
 branch in one product and computes the arms that differ only in what they read together
 (:mod:`.stacking`).
 """
@@ -29,6 +29,7 @@ from .interpret import Interpreter
 from .ir import Block, Branch, LearnFn, Read, RuntimeFn, Slot
 from .model import CompiledModel
 from .stacking import Stacked, stack_arms
+from .tables import TableBags, contract
 
 
 @lru_cache(maxsize=256)
@@ -264,6 +265,7 @@ class Plan:
         self.templates: dict[int, Block] = {}  # id(branch) -> its live arms stacked (stacking.py)
         self._stack(model.body)
         self.tensors: dict[tuple, torch.Tensor] = {}
+        self._bags: dict[tuple[str, torch.device], TableBags] = {}
 
     def _stack(self, block: Block) -> None:
         """Find the subject branches whose live arms stack into one template."""
@@ -287,6 +289,13 @@ class Plan:
         if tensor is None:
             tensor = self.tensors[full] = make().to(device)
         return tensor
+
+    def bags(self, fn: RuntimeFn, device: torch.device) -> TableBags:
+        """The bag indices of ``fn``'s table on ``device`` (:mod:`.tables`)."""
+        key = (fn.name, device)
+        if key not in self._bags:
+            self._bags[key] = TableBags(fn, device)
+        return self._bags[key]
 
 
 _PLANS: dict[int, tuple[CompiledModel, Plan]] = {}
@@ -340,16 +349,11 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
         return self.plan.tensor(("one",), self.device, lambda: torch.ones(()))
 
     def call(self, fn: RuntimeFn, args: list[torch.Tensor]) -> torch.Tensor:
-        table = self.plan.tensor(("indicator", fn.name), self.device,
-                                 lambda: F.one_hot(torch.from_numpy(fn.table), fn.size).float())
         if len(args) == 1:
+            table = self.plan.tensor(("indicator", fn.name), self.device,
+                                     lambda: F.one_hot(torch.from_numpy(fn.table), fn.size).float())
             return args[0] @ table
-        outer = args[0]
-        for a in args[1:-1]:
-            outer = (outer.unsqueeze(-1) * a.unsqueeze(-2)).flatten(-2)
-        head = table.reshape(-1, fn.arg_sizes[-1] * fn.size)
-        mixed = (outer @ head).unflatten(-1, (fn.arg_sizes[-1], fn.size))
-        return (args[-1].unsqueeze(-2) @ mixed).squeeze(-2)
+        return contract(self.plan.bags(fn, self.device), args, _lead(a.shape[:-1] for a in args))
 
     def test(self, value: torch.Tensor, mask) -> torch.Tensor:
         return value @ self.plan.tensor(("mask", mask), self.device, lambda: _mask(mask))

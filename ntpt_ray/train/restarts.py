@@ -22,6 +22,7 @@ from ..lang.relaxed import PATHS, relaxed_class, run_relaxed
 from ..library import LibrarySnapshot, NeuralLibrary, OracleLibrary, RestartView, saved_nets
 from ..problems import Problem
 from ..tasks import UNOBSERVED, Examples, relaxed_correct
+from .allocator import retain_freed_memory
 from .config import TrainConfig
 from .device import resolve_device
 from .optim import RestartAdam
@@ -52,6 +53,7 @@ class RestartBatch:
     def __init__(self, problem: Problem, seeds: Sequence[int], config: TrainConfig = TrainConfig(),
                  *, library: LibrarySnapshot | None = None, verifier: Verifier | None = None,
                  data_seed: int = 0, data_dir=None, path: str = "fast", device: str = "cpu"):
+        retain_freed_memory()
         self.problem = problem
         self.path = path
         self.device = resolve_device(device)
