@@ -197,3 +197,25 @@ def test_freed_memory_is_kept_for_the_next_step():
 
     assert retain_freed_memory() is True  # glibc took both thresholds
     assert retain_freed_memory() is True  # once per process
+
+
+@pytest.mark.parametrize("weight_shape, option_shape", [
+    ((3, 32, 1, 4), (32, 16, 5)),  # arms x restarts, options per restart and example
+    ((32, 1, 4), (32, 16, 5)),
+    ((1, 1, 4), (2, 3, 5)),
+    ((2, 3, 4), (1, 1, 5)),  # constants as options
+    ((2, 1, 3, 4), (2, 5, 1, 5)),
+])
+def test_a_random_index_read_mixes_its_options_as_a_weighted_sum(weight_shape, option_shape):
+    from ntpt_ray.lang.relaxed import _mix
+
+    generator = torch.Generator().manual_seed(1)
+    weight = torch.rand(weight_shape, generator=generator).requires_grad_()
+    options = [torch.rand(option_shape, generator=generator).requires_grad_() for _ in range(weight_shape[-1])]
+    got = _mix(weight, options)
+    want = sum(weight[..., k:k + 1] * o for k, o in enumerate(options))
+    torch.testing.assert_close(got, want)
+    grads = torch.autograd.grad((got * want.detach()).sum(), [weight, *options])
+    wanted = torch.autograd.grad((want * want.detach()).sum(), [weight, *options])
+    for g, w in zip(grads, wanted):
+        torch.testing.assert_close(g, w)

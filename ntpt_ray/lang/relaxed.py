@@ -18,6 +18,7 @@ branch in one product and computes the arms that differ only in what they read t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -363,6 +364,8 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
         for i in index[1:]:
             weight = (weight.unsqueeze(-1) * i.unsqueeze(-2)).flatten(-2)
         options = [self.fit(o, size) for o in options]
+        if len({o.shape for o in options}) == 1:
+            return _mix(weight, options)
         lead = _lead([weight.shape[:-1], *(o.shape[:-1] for o in options)])
         stacked = torch.stack([o.expand(*lead, o.shape[-1]) for o in options])
         return (stacked * _front(weight.movedim(-1, 0), len(lead))).sum(0)
@@ -425,6 +428,29 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
             size = self.model.decls[slot[0]].size
             return torch.zeros(self.restarts, self.batch, size, device=self.device)
         return super().output(slot, env)
+
+
+def _mix(weight: torch.Tensor, options: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_k weight[..., k] * options[k]`` for options of one shape, as one batched matrix
+    product: the lanes that both vary over are its batch, those only the weight varies over its
+    rows, the others (and the value) its columns."""
+    *w_lanes, n = weight.shape
+    *o_lanes, size = options[0].shape
+    rank = max(len(w_lanes), len(o_lanes))
+    w_lanes = [1] * (rank - len(w_lanes)) + w_lanes
+    o_lanes = [1] * (rank - len(o_lanes)) + o_lanes
+    batch = [d for d in range(rank) if w_lanes[d] > 1 and o_lanes[d] > 1]
+    rows = [d for d in range(rank) if w_lanes[d] > 1 and o_lanes[d] == 1]
+    cols = [d for d in range(rank) if w_lanes[d] == 1]
+    w = weight.reshape(*w_lanes, n).permute(*batch, *rows, *cols, rank)
+    x = torch.stack([o.reshape(*o_lanes, size) for o in options], rank)  # [*o_lanes, n, size]
+    x = x.permute(*batch, rank, *rows, *cols, rank + 1)
+    sizes = [w_lanes[d] for d in batch], [w_lanes[d] for d in rows], [o_lanes[d] for d in cols]
+    product = torch.bmm(w.reshape(math.prod(sizes[0]), math.prod(sizes[1]), n),
+                        x.reshape(math.prod(sizes[0]), n, math.prod(sizes[2]) * size))
+    order = batch + rows + cols
+    return product.view(*sizes[0], *sizes[1], *sizes[2], size).permute(
+        *(order.index(d) for d in range(rank)), rank)
 
 
 def _front(weights: torch.Tensor, lanes: int) -> torch.Tensor:
