@@ -77,17 +77,20 @@ def measure_success(problem: Problem, config: TrainConfig, *, restarts: int = 12
                     path: str = "fast", progress=None) -> Success:
     """Train ``restarts`` restarts and count the verified ones under each decoding."""
     out = Success(restarts)
-    verifier = Verifier(problem, val_size=config.val_size, test_size=config.test_size, seed=seed)
+    def verifier() -> Verifier:
+        return Verifier(problem, val_size=config.val_size, test_size=config.test_size, seed=seed)
+
+    verifiers = {beam: verifier() for beam in beams}  # what one width verified is not known to the next
     seeds = restart_seeds(seed, restarts)
     for start in range(0, restarts, vectorise):
-        chunk = RestartBatch(problem, seeds[start:start + vectorise], config, verifier=verifier,
+        chunk = RestartBatch(problem, seeds[start:start + vectorise], config, verifier=verifiers[beams[0]],
                              data_seed=seed, path=path)
         began = time.perf_counter()
         chunk.train(progress)
         out.train_seconds += time.perf_counter() - began
         for beam in beams:
             began = time.perf_counter()
-            found = [chunk.verify(r, beam) for r in range(chunk.restarts)]
+            found = [chunk.verify(r, beam, verifiers[beam]) for r in range(chunk.restarts)]
             key = f"beam {beam}"
             out.decode_seconds[key] = out.decode_seconds.get(key, 0) + time.perf_counter() - began
             out.verified[key] = out.verified.get(key, 0) + sum(v.verified for v in found)

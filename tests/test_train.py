@@ -309,3 +309,24 @@ def test_guards_that_test_each_other_fall_back_to_the_widened_joint_beam():
     programs, scores = distinct_programs(probs, 3, guards)
     assert len(scores) == 3 and np.all(np.diff(scores) <= 0)
     assert scores[0] == 0.0  # a = b = 1 reads neither
+
+
+def test_a_verifier_remembers_each_programs_check_sets_by_the_params_it_reads(monkeypatch):
+    """The second restart decoding MATH's program (here with other values in the Params it
+    never reads) gets the first one's verdict without running; a wrong program gets its own."""
+    from test_models import MATH
+
+    from ntpt_ray.train.verify import Verifier
+
+    verifier = Verifier(problem("math"), val_size=4, test_size=4)
+    right = {k: np.asarray(v)[None] for k, v in MATH.items()}
+    verdict = verifier.test_accuracy(right)
+    assert len(verdict) == len(verifier.test) and set(verdict.values()) == {1.0}
+    runs = []
+    monkeypatch.setattr(verifier, "accuracy", lambda *a, **k: runs.append(a) or np.zeros(1))
+    unread = {**right, "arg_a": right["arg_a"].copy()}
+    unread["arg_a"][0, 0] = (unread["arg_a"][0, 0] + 1) % 3  # block 0 is a MOVE: never read
+    assert verifier.test_accuracy(unread) == verdict and not runs
+    wrong = {**right, "return_reg": (right["return_reg"] + 1) % 3}
+    assert verifier.test_accuracy(wrong) == {verifier.test[0].name: 0.0} and len(runs) == 1
+    assert verifier.test_accuracy(wrong) == {verifier.test[0].name: 0.0} and len(runs) == 1

@@ -210,10 +210,12 @@ class RestartBatch:
             return OracleLibrary(self.model.nets)
         return RestartView(self.library, restart) if self.problem.perceptual else self.library
 
-    def verify(self, restart: int, beam: int | None = None) -> Verification:
-        """Decode restart ``restart`` (beam of K programs) and verify its best candidates."""
+    def verify(self, restart: int, beam: int | None = None, verifier: Verifier | None = None) -> Verification:
+        """Decode restart ``restart`` (beam of K programs) and verify its best candidates (with
+        the batch's verifier unless ``verifier`` is given)."""
         probs = {k: v[restart].detach().cpu().numpy() for k, v in self.probs().items()}
-        verification = self.verifier.check(probs, self.library_view(restart), beam or self.config.beam)
+        verification = (verifier or self.verifier).check(probs, self.library_view(restart),
+                                                         beam or self.config.beam)
         self.results[restart].verification = verification
         return verification
 

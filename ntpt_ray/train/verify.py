@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..lang.relevance import param_guards
+from ..lang.relevance import param_guards, relevant_mask
 from ..library import OracleLibrary
 from ..problems import Problem
 from ..program import run_programs
 from ..tasks import Examples, discrete_correct
 from .beam import distinct_programs
+
+VERDICTS = 4096  # programs whose check-set accuracy a Verifier remembers (oldest forgotten first)
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Verifier:
 
     def __init__(self, problem: Problem, *, val_size: int = 100, test_size: int = 100,
                  seed: int = 0, data_dir=None, max_checked: int = 16, screen_size: int = 16,
-                 prescreen_size: int = 2, perceptual_survivors: int = 64, screen_chunk: int = 1024):
+                 prescreen_size: int = 1, perceptual_survivors: int = 64, screen_chunk: int = 1024):
         self.problem = problem
         self.screen_chunk = screen_chunk  # symbolic: the best ranks, screened before the rest
         self.perceptual_survivors = perceptual_survivors  # imperfect nets: keep the best few
@@ -57,6 +59,7 @@ class Verifier:
         model = problem.compile()
         self.oracle = OracleLibrary(model.nets)
         self.guards = param_guards(model)  # what a program reads, on every example set it runs on
+        self._verdicts: dict[bytes, dict[str, float]] = {}  # see test_accuracy
         for hypers in task.relevance_hypers():
             if hypers != task.train_hypers:
                 for slot, guards in param_guards(problem.compile(hypers)).items():
@@ -71,14 +74,26 @@ class Verifier:
 
     def test_accuracy(self, values: Mapping[str, np.ndarray], *, library=None,
                       stop_on_error: bool = True) -> dict[str, float]:
-        """Accuracy of one program on each check set, in order (exact perception unless a
-        library is given); by default stops at the first set with an error."""
+        """Accuracy of one program (``values[name]``: ``[1, *shape]``) on each check set, in order
+        (exact perception unless a library is given); by default stops at the first set with an
+        error. With exact perception the answer is remembered for the program's relevant Params
+        (restarts often decode the same program; the check sets never change)."""
+        key = None
+        if library is None and stop_on_error:
+            read = relevant_mask(self.guards, values)
+            key = b"".join(np.where(read[k], v, -1).astype(np.int64).tobytes() for k, v in sorted(values.items()))
+            if key in self._verdicts:
+                return dict(self._verdicts[key])
         out = {}
         for examples in self.test:
             out[examples.name] = float(self.accuracy(values, examples, library or self.oracle,
                                                      symbolic=library is None)[0])
             if stop_on_error and out[examples.name] < 1:
                 break
+        if key is not None:
+            if len(self._verdicts) >= VERDICTS:
+                self._verdicts.pop(next(iter(self._verdicts)))
+            self._verdicts[key] = dict(out)
         return out
 
     def check(self, probs: Mapping[str, np.ndarray], library, beam: int) -> Verification:
