@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import torch
 
 from .lang.concrete import run_path
@@ -102,7 +102,7 @@ class LearnedProgram:
                    {k: np.asarray(v) for k, v in data.get("confidence", {}).items()})
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode()
 
 
 def run_programs(problem: Problem, values: Mapping[str, np.ndarray], inputs: Mapping[str, torch.Tensor],

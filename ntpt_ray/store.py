@@ -6,7 +6,7 @@ nets), so ``ntpt show``/``ntpt evaluate`` read a stored program as they read a r
 written into a temporary folder and renamed into place: a folder without ``record.json`` never
 appears, and of several writers of one id (a restart re-run after a crash, racing processes)
 exactly one stores it. :meth:`ProgramStore.add_many` makes a batch durable together (a group
-commit: every file written before the first fsync, the programs' folder fsynced once).
+commit: every file written before one flush of the file system, the renames in another).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import torch
 
-from .atomic import fsync_dir, fsync_paths, write_new
+from .atomic import sync_filesystem, write_new
 from .jsonfile import BadFile, read_json
 from .library import LibrarySnapshot
 from .program import LearnedProgram
@@ -149,7 +149,8 @@ class ProgramStore:
     def add_many(self, programs: Sequence[tuple[ProgramRecord, LibrarySnapshot | None]], *,
                  source: str | None = None) -> list[bool]:
         """:meth:`add` each ``(record, library)``, durable together when this returns: every
-        program is written before the first fsync and the programs' folder is fsynced once.
+        program is written before one flush of the file system (:func:`~.atomic.sync_filesystem`),
+        the renames made durable by a second.
         Whether each was stored (``False``: its id was there already, or earlier in the batch)."""
         for record, _ in programs:
             if not record.id or record.id.startswith(".") or Path(record.id).name != record.id:
@@ -157,7 +158,7 @@ class ProgramStore:
         self.programs.mkdir(parents=True, exist_ok=True)
         stored = [False] * len(programs)
         staged: list[tuple[int, Path]] = []  # (index in programs, its temporary folder)
-        written: list[Path] = []  # every file, then every temporary folder: fsynced together
+        written: list[Path] = []  # every file, then every temporary folder: made durable together
         try:
             for i, (record, library) in enumerate(programs):
                 if self.path(record.id).exists():
@@ -166,7 +167,7 @@ class ProgramStore:
                 tmp.mkdir()
                 staged.append((i, tmp))
                 self._write(tmp, record, library, source, written)
-            fsync_paths([*written, *(tmp for _, tmp in staged)])
+            sync_filesystem(self.root, [*written, *(tmp for _, tmp in staged)])
             for i, tmp in staged:
                 target = self.path(programs[i][0].id)
                 try:
@@ -179,7 +180,7 @@ class ProgramStore:
             for _, tmp in staged:
                 shutil.rmtree(tmp, ignore_errors=True)  # gone already when renamed
         if any(stored):
-            fsync_dir(self.programs)
+            sync_filesystem(self.root, [self.programs])
         return stored
 
     @staticmethod

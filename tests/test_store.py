@@ -99,6 +99,29 @@ def test_a_batch_added_together_is_all_readable_after_reopening_the_store(tmp_pa
     assert reopened.get(program_id("math-t", 5)).program.values["return_reg"] == 2
 
 
+def test_a_batch_is_made_durable_in_two_flushes_whatever_its_size(tmp_path, monkeypatch):
+    """One flush of the file system for every file and folder of the batch, one for the
+    renames (``syncfs`` on Linux); where there is none, every path is fsynced instead."""
+    import ntpt_ray.atomic as atomic
+
+    flushed, fsynced = [], []
+    real_fsync_paths = atomic.fsync_paths
+    monkeypatch.setattr(atomic, "fsync_paths", lambda paths: fsynced.append(list(paths)) or real_fsync_paths(paths))
+    if atomic._syncfs() is not None:
+        real = atomic._syncfs()
+        monkeypatch.setattr(atomic, "_syncfs", lambda: lambda fd: flushed.append(fd) or real(fd))
+        assert ProgramStore(tmp_path / "a").add_many([(make_record(restart=r), None) for r in range(5)]) == [True] * 5
+        assert len(flushed) == 2 and not fsynced
+    monkeypatch.setattr(atomic, "_syncfs", lambda: None)
+    assert ProgramStore(tmp_path / "b").add_many([(make_record(restart=r), None) for r in range(5)]) == [True] * 5
+    files, renames = fsynced
+    assert len(files) == 5 * 4 + 5 and renames == [tmp_path / "b" / "programs"]  # 4 files and a folder each
+    monkeypatch.setattr(atomic, "_syncfs", lambda: lambda fd: -1)
+    with pytest.raises(OSError, match="syncfs"):
+        ProgramStore(tmp_path / "c").add(make_record(restart=1))
+    assert not (tmp_path / "c" / "programs" / program_id("math-t", 1)).exists()
+
+
 def test_identical_programs_share_a_hash_and_others_do_not(tmp_path):
     store = ProgramStore(tmp_path)
     store.add(make_record(restart=1))

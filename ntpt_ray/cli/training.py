@@ -329,18 +329,16 @@ def bench(
         bar = progress.add_task("success rate", total=math.ceil(restarts / vectorise) * steps, status="")
         succ = measure_success(prob, config, restarts=restarts, vectorise=vectorise, beams=widths,
                                seed=seed, path=timed[-1], progress=lambda *_: progress.advance(bar))
-    table = new_table("decoding", "verified restarts", "rate", "decode + verify (s)",
+    table = new_table("decoding", "verified restarts", "rate", "decode + verify (s)", "of training",
                       title=f"verified programs over {plural(restarts, 'restart')} "
                             f"(training {succ.train_seconds:.0f} s)")
-    first = f"beam {widths[0]}"
     table.add_row("argmax", str(succ.verified["argmax"]),
-                  f"{succ.verified['argmax'] / restarts:.1%}", "")
+                  f"{succ.verified['argmax'] / restarts:.1%}", "", "")
     for key in (f"beam {b}" for b in widths):
         table.add_row(key, str(succ.verified[key]), f"{succ.verified[key] / restarts:.1%}",
-                      f"{succ.decode_seconds[key]:.0f}")
+                      f"{succ.decode_seconds[key]:.1f}",
+                      f"{succ.decode_seconds[key] / succ.train_seconds:.1%}")
     print_table(table)
-    console.print(f"({first} decoding costs {succ.decode_seconds[first] / succ.train_seconds:.1%} "
-                  "of training time)")
     if out is not None:
         record = {"throughput": {path: {**thr.__dict__, "ratio": thr.ratio,
                                         "restarts_per_minute_vectorised": thr.restarts_per_minute_vectorised,

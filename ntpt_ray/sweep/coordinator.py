@@ -385,23 +385,28 @@ class Coordinator:
             seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3), method=self.method)
 
     def _commit(self, finish: bool = False) -> None:
-        """Group commit: hand the programs verified in this pass to the writer thread as one batch
-        (durable together, with one fsync of the programs' folder; encoding and file system calls
-        off the driver's loop), and finish the restarts of every batch written by now as verified,
-        in order (``finish``: wait for all of them). A failed write stops the sweep."""
+        """Group commit: finish the restarts of every batch written by now as verified, in order
+        (``finish``: wait for all of them), and hand the programs verified since the last batch
+        to the writer thread as one batch once it is free (durable together, in two flushes of
+        the file system; encoding and file system calls off the driver's loop): while it writes,
+        the next batch grows. A failed write stops the sweep."""
         began = time.perf_counter()
-        if self.unstored:
+        while self.writing and (finish or self.writing[0][0].done()):
+            self._written(*self.writing.popleft())
+        if self.unstored and (finish or not self.writing):
             batch, self.unstored = self.unstored, []
             future = self.writer.submit(write_batch, self.store, [(record, c.nets or None) for record, c in batch],
                                         self.source)
             self.writing.append((future, batch))
-        while self.writing and (finish or self.writing[0][0].done()):
-            future, batch = self.writing.popleft()
-            stored, seconds = future.result()
-            self.result.store_seconds += seconds
-            for (record, c), new in zip(batch, stored):
-                self._stored(record, c, new)
+            if finish:
+                self._written(*self.writing.popleft())
         self.result.coordinator_seconds += time.perf_counter() - began
+
+    def _written(self, future, batch: list[tuple[ProgramRecord, Checked]]) -> None:
+        stored, seconds = future.result()
+        self.result.store_seconds += seconds
+        for (record, c), new in zip(batch, stored):
+            self._stored(record, c, new)
 
     def _stored(self, record: ProgramRecord, c: Checked, added: bool) -> None:
         """Program ``record`` is durable in the store (``added``: by this session): finish its
