@@ -77,10 +77,8 @@ def measure_success(problem: Problem, config: TrainConfig, *, restarts: int = 12
                     path: str = "fast", progress=None) -> Success:
     """Train ``restarts`` restarts and count the verified ones under each decoding."""
     out = Success(restarts)
-    def verifier() -> Verifier:
-        return Verifier(problem, val_size=config.val_size, test_size=config.test_size, seed=seed)
-
-    verifiers = {beam: verifier() for beam in beams}  # what one width verified is not known to the next
+    verifiers = {beam: Verifier(problem, val_size=config.val_size, test_size=config.test_size, seed=seed)
+                 for beam in beams}  # each width its own: what one verified is not known to the next
     seeds = restart_seeds(seed, restarts)
     for start in range(0, restarts, vectorise):
         chunk = RestartBatch(problem, seeds[start:start + vectorise], config, verifier=verifiers[beams[0]],

@@ -11,8 +11,8 @@ probability of halting).
 Two implementations compute the same values (to float rounding): :class:`RelaxedInterpreter`,
 the reference (one dense contraction per ``@Runtime`` call, one host sync per branch arm), and
 :class:`FastRelaxedInterpreter` (the default, see ``PATHS``), which decides arm liveness once per
-compiled model, contracts ``@Runtime`` tables through their index structure (:mod:`.tables`), merges each
-branch in one product and computes the arms that differ only in what they read together
+compiled model, contracts ``@Runtime`` tables through their entries (:mod:`.tables`), merges
+each branch in one product and computes the arms that differ only in what they read together
 (:mod:`.stacking`).
 """
 
@@ -320,7 +320,9 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
     * Each Param and Input element is read (indexed, one-hot encoded) once per run, and
       constants and tables are made once per model and device.
     * A subject branch gets every arm weight from one product; each branch merges all it assigns
-      in one batched product, and a random-index read is one product over its options.
+      in one batched product, and a random-index read is one batched matrix product over its
+      options.
+    * A ``@Runtime`` call of several arguments sums over its table's entries (:mod:`.tables`).
     * The live arms of a subject branch that differ only in their leaves (``with pc[t] as b``
       over blocks reading ``instr[b]``...) run once, as the :class:`Plan`'s template, on values
       with the arms in front (``[arms, R or 1, B or 1, size]``): one pass, not one per arm.
