@@ -330,3 +330,17 @@ def test_a_verifier_remembers_each_programs_check_sets_by_the_params_it_reads(mo
     wrong = {**right, "return_reg": (right["return_reg"] + 1) % 3}
     assert verifier.test_accuracy(wrong) == {verifier.test[0].name: 0.0} and len(runs) == 1
     assert verifier.test_accuracy(wrong) == {verifier.test[0].name: 0.0} and len(runs) == 1
+
+
+def test_cli_bench_times_both_paths_and_gives_every_beam_its_share_of_training(tmp_path):
+    """A tiny ``ntpt bench``: both relaxed paths timed, each beam width decoded (with its own
+    verifier) and its decoding time put beside the training time."""
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--restarts", "4", "--vectorise", "2", "--steps", "20",
+                                      "--samples", "2", "--beams", "16,32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert set(record["throughput"]) == {"reference", "fast"}
+    success = record["success"]
+    assert set(success["decode_seconds"]) == {"beam 16", "beam 32"} and success["train_seconds"] > 0
+    assert "of training" in result.output and "fast / reference at R=2" in result.output
