@@ -3,8 +3,8 @@
 Fig. 6: (a) the schedule over the 8 tasks, and ADD2X2:top for NTPT (solid) and MTNN-2
 (dashed) with the times its examples were shown and ``net_0``'s digit accuracy; (b) the other
 ADD2X2 tasks; (c) every model on ADD2X2:left and APPLY2X2:left. Lines join the evaluations on
-the fixed test subset; a dot marks each curve's final value on the whole test pool. Fig. 7: final accuracies, a
-bar per model and task, the paper's numbers as black ticks.
+the fixed test subset; a dot marks each curve's final value on the whole test pool. Fig. 7:
+final accuracies, a bar per model and task, the paper's numbers as black ticks.
 """
 
 from __future__ import annotations

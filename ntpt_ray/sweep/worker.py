@@ -6,8 +6,8 @@ every validation accuracy. The worker applies the sweep's convergence rule itsel
 validation (:class:`~ntpt_ray.sweep.convergence.Watch`): a restart is verified as soon as the
 rule fires or its budget is spent, so one call can train several periods without the
 coordinator. It keeps nothing the sweep needs to recover: losing it loses only the restarts it
-was training, and the coordinator re-runs them elsewhere. In a sweep it runs as a Ray actor with one CPU (and
-one GPU with ``[train] device = "cuda"``).
+was training, and the coordinator re-runs them elsewhere. In a sweep it runs as a Ray actor
+with one CPU (and one GPU with ``[train] device = "cuda"``).
 A restart's training data come from its own seed (see :class:`RestartBatch`), so it finds the
 same program whichever actor, slot and neighbours it has.
 """
@@ -112,9 +112,13 @@ class CallLog:
         return freed
 
     def ends_call(self, freed: bool, refill: bool) -> bool:
-        """After a period that verified a program (stored at once), or freed a slot that
-        waiting restarts could take."""
-        return (refill and freed) or any(c.verified for c in self.checked)
+        return ends_call(self.checked, freed, refill)
+
+
+def ends_call(checked: list[Checked], freed: bool, refill: bool) -> bool:
+    """Whether an ``advance`` call ends after this period: one of ``checked`` verified a program
+    (stored at once), or the period ``freed`` a slot that waiting restarts (``refill``) could take."""
+    return (refill and freed) or any(c.verified for c in checked)
 
 
 class RestartFailed(RuntimeError):
@@ -304,7 +308,7 @@ class SearchWorker:
                 if search.done:
                     checked.append(self._checked(restart, search))
                     self._release(restart)
-            if (refill and checked) or any(c.verified for c in checked):
+            if ends_call(checked, bool(checked), refill):
                 break
         steps = {r: s.examined for r, s in self.running.items()}
         return Reply({}, steps, [], checked, time.perf_counter() - began, 0.0, done)
