@@ -178,6 +178,22 @@ def test_restart_adam_matches_torch_adam_and_resets_one_restart():
     assert mine.steps.tolist() == [1, 5, 6]
 
 
+def test_restart_adam_updates_groups_of_tensors_of_any_rank_as_torch_adam():
+    torch.manual_seed(1)
+    shapes, lrs = [(3, 4), (3, 2, 5), (3,), (3, 2, 2, 2)], (0.1, 0.1, 0.01, 0.01)
+    ours = [torch.randn(s, requires_grad=True) for s in shapes]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    mine = RestartAdam([(ours[:2], 0.1), (ours[2:], 0.01)], 3)
+    torchs = torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(theirs, lrs)])
+    for k in range(4):
+        for params, opt in ((ours, mine), (theirs, torchs)):
+            opt.zero_grad()
+            sum(((p - k) ** 3).sum() for p in params[:3]).backward()
+            opt.step()  # the last tensor has no gradient: untouched
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b)
+
+
 def test_a_reset_slot_trains_like_a_fresh_restart():
     prob = problem("add2x2:left")
     config = TrainConfig(steps=6, val_size=8, test_size=8)

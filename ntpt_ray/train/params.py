@@ -72,10 +72,11 @@ class ProgramParams(nn.Module):
                 probs[name] = torch.where(mask, one_hot, probs[name])
         return probs
 
-    def entropy(self) -> torch.Tensor:
-        """Total entropy of each restart's Params ``[R]``."""
+    def entropy(self, probs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Total entropy of each restart's Params ``[R]`` (of ``probs``, :meth:`probs` computed
+        already, when given)."""
         total = torch.zeros(self.restarts, device=self.device)
-        for p in self.probs().values():
+        for p in (self.probs() if probs is None else probs).values():
             h = -(p * p.clamp_min(1e-12).log()).sum(-1)
             total = total + h.reshape(self.restarts, -1).sum(1)
         return total

@@ -160,13 +160,13 @@ class RestartBatch:
         if not self.active.any():
             return 0.0
         nll = torch.zeros(self.restarts, device=self.device)
+        probs = self.probs()  # one softmax per step, for every batch and the entropy
         for examples, mask in self._batches():
-            outputs = self._per_restart(self._model(examples), self.probs(), self.library,
-                                        examples.inputs).run()
+            outputs = self._per_restart(self._model(examples), probs, self.library, examples.inputs).run()
             nll = nll + torch.where(mask, _per_restart_nll(outputs, examples), 0.0)
         fraction = torch.from_numpy(self.steps_done / max(cfg.steps - 1, 1)).float().to(self.device)
         weight = cfg.entropy_start + (cfg.entropy_end - cfg.entropy_start) * fraction  # [R]
-        loss = nll + weight * self.entropy() if bool(weight.any()) else nll
+        loss = nll + weight * self.params.entropy(probs) if bool(weight.any()) else nll
         active = torch.from_numpy(self.active).to(self.device)
         self.optimizer.zero_grad()
         (loss * active).sum().backward()
