@@ -227,6 +227,7 @@ def test_worker_trains_reports_verifies_and_frees_slots():
     reply = worker.advance(start=[Assignment(r, 1000 + r, 0) for r in range(3)],
                            library=LibraryVersion(0, {}))
     assert sorted(reply.accuracy) == [0, 1, 2] and set(reply.steps.values()) == {50} and reply.periods == 1
+    assert reply.best_accuracy == max(max(values) for values in reply.accuracy.values())
     with pytest.raises(ValueError, match="free slots"):
         worker.advance(start=[Assignment(9, 9, 0)])
     assert not worker.advance().checked

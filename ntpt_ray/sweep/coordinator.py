@@ -105,6 +105,15 @@ class SweepResult:
 
 
 @dataclass
+class _Verified:
+    """A verified restart waiting to be stored, with when it was found."""
+
+    checked: Checked
+    found_at: float  # time.time()
+    seconds_into_sweep: float  # over all the sweep's sessions
+
+
+@dataclass
 class _Actor:
     handle: Any
     restarts: set[int] = field(default_factory=set)
@@ -142,6 +151,7 @@ class Coordinator:
                          for record in state.libraries]
         self.library_score = max(record.score for record in state.libraries)
         self.actors: dict[Any, _Actor] = {}  # ObjectRef of its pending call or ping -> actor
+        self.waiting: list = []  # those ObjectRefs, as the last wait left them (see _track)
         self.idle: list[_Actor] = []  # live actors with nothing to do
         self.result = SweepResult(spec.sweep_id, store.root, total, len(state.outcomes),
                                   state.verified, library_versions=len(state.libraries))
@@ -158,9 +168,9 @@ class Coordinator:
         self.save_seconds = 0.0  # what the last save took
         self.record_spec = spec.model_dump()  # in every stored program's record
         self.source = spec.build_problem().source  # saved beside every stored program
-        self.unstored: list[tuple[ProgramRecord, Checked]] = []  # verified in this pass: see _commit
+        self.unstored: list[_Verified] = []  # verified in this pass: see _commit
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="ntpt-store")  # see _commit
-        self.writing: deque[tuple[Future, list[tuple[ProgramRecord, Checked]]]] = deque()  # oldest first
+        self.writing: deque[tuple[Future, list[_Verified]]] = deque()  # oldest first
 
     # ---- the loop
 
@@ -204,7 +214,7 @@ class Coordinator:
     def _wait(self) -> list:
         """The calls whose replies are in: one waited for, with every other one in already, so
         that a pass handles them all and stores their programs as one batch."""
-        refs = list(self.actors)
+        refs = self.waiting
         if not refs and self.writing:  # the last restarts' programs are being stored
             began = time.perf_counter()
             wait_for([self.writing[0][0]], timeout=1.0)
@@ -214,7 +224,9 @@ class Coordinator:
             raise SweepError("no actor left to run the sweep's restarts")
         ready, rest = self.ray.wait(refs, num_returns=1, timeout=1.0)
         if ready and rest:
-            ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+            more, rest = self.ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        self.waiting = rest  # the ready ones leave self.actors in _handle
         return ready
 
     def _handle(self, ref) -> None:
@@ -270,7 +282,7 @@ class Coordinator:
 
     def _start_actor(self) -> None:
         handle = self.worker_class.remote(self.spec, data_dir=self.data_dir)
-        self.actors[handle.pid.remote()] = _Actor(handle)
+        self._track(handle.pid.remote(), _Actor(handle))
 
     def _lost(self, actor: _Actor) -> None:
         """Re-queue a dead actor's restarts (first in line) and start a replacement."""
@@ -305,7 +317,13 @@ class Coordinator:
         actor.restarts.update(job.restart for job in start)
         call = actor.handle.advance.remote(start=start, library=library, periods=self._periods(),
                                            refill=bool(self.pending))
-        self.actors[call] = actor
+        self._track(call, actor)
+
+    def _track(self, ref, actor: _Actor) -> None:
+        """Wait for ``ref``, ``actor``'s call or ping (the list kept for ``wait`` saves building
+        one of every actor's call on each pass)."""
+        self.actors[ref] = actor
+        self.waiting.append(ref)
 
     def _periods(self) -> int:
         """Validation periods per call: enough that the actors' replies come at most
@@ -327,8 +345,7 @@ class Coordinator:
             self.period_seconds = reply.train_seconds / reply.periods
         if self.method != "gradient":
             self.examining.update(reply.steps)
-        if reply.accuracy:
-            self.best_accuracy = max(self.best_accuracy, *map(max, reply.accuracy.values()))
+        self.best_accuracy = max(self.best_accuracy, reply.best_accuracy)
         for checked in reply.checked:
             self._checked(actor, checked)
         for restart in reply.spent:
@@ -340,8 +357,8 @@ class Coordinator:
         self.result.examined += c.examined
         if c.verified or c.finished:
             actor.restarts.discard(c.restart)
-        if c.verified:
-            self.unstored.append((self._record(c), c))  # finished once stored: see _commit
+        if c.verified:  # finished once stored: see _commit
+            self.unstored.append(_Verified(c, time.time(), self.earlier_seconds + self._elapsed()))
         elif c.finished:
             self._finish(c.restart, "failed")
 
@@ -375,37 +392,44 @@ class Coordinator:
         """Whether the writer thread is still writing verified programs."""
         return any(not future.done() for future, _ in self.writing)
 
-    def _record(self, c: Checked) -> ProgramRecord:
+    def _record(self, v: _Verified) -> ProgramRecord:
+        c = v.checked
         return ProgramRecord(
             id=program_id(self.result.sweep, c.restart), sweep=self.result.sweep, restart=c.restart,
             seed=c.seed, library_version=c.library_version, program=c.program,
             verification=c.verification, val_curve=c.val_curve, spec=self.record_spec,
-            started_at=now_iso(c.started_at), found_at=now_iso(),
-            seconds_into_sweep=round(self.earlier_seconds + self._elapsed(), 3), method=self.method)
+            started_at=now_iso(c.started_at), found_at=now_iso(v.found_at),
+            seconds_into_sweep=round(v.seconds_into_sweep, 3), method=self.method)
+
+    def _write(self, batch: list[_Verified]) -> tuple[list[ProgramRecord], list[bool], float]:
+        """The writer thread's job: the batch's records (made here, off the driver's loop),
+        stored in one :func:`write_batch`."""
+        records = [self._record(v) for v in batch]
+        stored, seconds = write_batch(self.store, [(r, v.checked.nets or None) for r, v in zip(records, batch)],
+                                      self.source)
+        return records, stored, seconds
 
     def _commit(self, finish: bool = False) -> None:
         """Group commit: finish the restarts of every batch written by now as verified, in order
         (``finish``: wait for all of them), and hand the programs verified since the last batch
         to the writer thread as one batch once it is free (durable together, in two flushes of
-        the file system; encoding and file system calls off the driver's loop): while it writes,
+        the file system; records, encoding and file system calls off the driver's loop): while it writes,
         the next batch grows. A failed write stops the sweep."""
         began = time.perf_counter()
         while self.writing and (finish or self.writing[0][0].done()):
             self._written(*self.writing.popleft())
         if self.unstored and (finish or not self.writing):
             batch, self.unstored = self.unstored, []
-            future = self.writer.submit(write_batch, self.store, [(record, c.nets or None) for record, c in batch],
-                                        self.source)
-            self.writing.append((future, batch))
+            self.writing.append((self.writer.submit(self._write, batch), batch))
             if finish:
                 self._written(*self.writing.popleft())
         self.result.coordinator_seconds += time.perf_counter() - began
 
-    def _written(self, future, batch: list[tuple[ProgramRecord, Checked]]) -> None:
-        stored, seconds = future.result()
+    def _written(self, future, batch: list[_Verified]) -> None:
+        records, stored, seconds = future.result()
         self.result.store_seconds += seconds
-        for (record, c), new in zip(batch, stored):
-            self._stored(record, c, new)
+        for record, v, new in zip(records, batch, stored):
+            self._stored(record, v.checked, new)
 
     def _stored(self, record: ProgramRecord, c: Checked, added: bool) -> None:
         """Program ``record`` is durable in the store (``added``: by this session): finish its

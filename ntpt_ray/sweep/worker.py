@@ -78,6 +78,7 @@ class Reply:
     train_seconds: float
     verify_seconds: float
     periods: int = 1  # validation periods trained (discrete methods: batches examined)
+    best_accuracy: float = 0.0  # the best of ``accuracy``'s values
 
 
 class CallLog:
@@ -89,6 +90,7 @@ class CallLog:
         self.accuracy: dict[int, list[float]] = {}
         self.spent: list[int] = []
         self.checked: list[Checked] = []
+        self.best = 0.0  # the best validation accuracy of the call
 
     def settle(self, period: dict[int, float], finished: Collection[int],
                verify: Callable[[int], Checked], release: Callable[[int], None]) -> bool:
@@ -98,6 +100,7 @@ class CallLog:
         freed = False
         for restart, value in period.items():
             self.accuracy.setdefault(restart, []).append(value)
+            self.best = max(self.best, value)
             action = self.watch.validated(restart, value, restart in finished)
             if action == "drop":
                 self.spent.append(restart)
@@ -219,7 +222,7 @@ class RestartWorker:
             if log.ends_call(log.settle(period, finished, verify, self._release), refill):
                 break
         return Reply(log.accuracy, {r: int(self.batch.steps_done[s]) for r, s in self.slot_of.items()},
-                     log.spent, log.checked, seconds["train"], seconds["verify"], done)
+                     log.spent, log.checked, seconds["train"], seconds["verify"], done, log.best)
 
     def _train_period(self) -> tuple[dict[int, float], list[int]]:
         batch, budget = self.batch, self.config.steps
