@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
@@ -107,6 +108,7 @@ def test_the_real_coordinator_handles_every_report_of_simulated_actors(recording
     assert run.driver_seconds <= run.real_seconds and run.real_seconds < run.wall_seconds
     assert 0 < run.share == run.driver_seconds / run.wall_seconds < 1
     assert 0 < run.report_ms_median <= run.report_ms_p90 <= run.report_ms_max
+    assert gc.get_freeze_count() == 0  # the sweep froze what existed before it, and thawed it after
 
 
 def test_bench_coordinator_rejects_bad_counts():

@@ -16,6 +16,7 @@ restart, its traceback in the sweep's ``errors.log``.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -176,6 +177,15 @@ class Coordinator:
 
     def run(self) -> SweepResult:
         """Run until the stop policy is met; kill the actors; save the state."""
+        if gc.get_freeze_count():  # the process froze objects itself: left as it has them
+            return self._run()
+        gc.freeze()  # what exists now lives through the sweep: full collections skip it
+        try:
+            return self._run()
+        finally:
+            gc.unfreeze()
+
+    def _run(self) -> SweepResult:
         self.state.sessions += 1
         self._save()
         if not self._stop_reason():
