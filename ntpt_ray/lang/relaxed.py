@@ -319,7 +319,8 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
       carried only into arms that may halt.
     * Each Param and Input element is read (indexed, one-hot encoded) once per run, and
       constants and tables are made once per model and device.
-    * A subject branch gets every arm weight from one product; each branch merges all it assigns
+    * A subject branch gets every arm weight from one product (once per run where the subject is
+      a value read once, such as a Param's element); each branch merges all it assigns
       in one batched product, and a random-index read is one batched matrix product over its
       options.
     * A ``@Runtime`` call of several arguments sums over its table's entries (:mod:`.tables`).
@@ -334,6 +335,8 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
         self.plan = plan(model)
         self.live = self.plan.live
         self.reads: dict[Slot, torch.Tensor] = {}  # Param and Input elements, read once per run
+        self.weights: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (id(subject), masks) ->
+        # (subject, its arm weights): a subject read once per run weighs its arms once
 
     def param(self, slot: Slot) -> torch.Tensor:
         if slot not in self.reads:
@@ -396,9 +399,14 @@ class FastRelaxedInterpreter(RelaxedInterpreter):
         if br.subject is not None:
             value = self.eval(br.subject, env)
             masks = tuple(br.masks[k] for k in arms)
-            table = self.plan.tensor(("masks", masks), self.device,
-                                     lambda: torch.tensor(masks, dtype=torch.float32).T.contiguous())
-            weights = (value @ table).movedim(-1, 0)  # [arms, ...]
+            key = (id(value), masks)  # a Param's read is one tensor all run: its weights too
+            if key in self.weights:
+                weights = self.weights[key][1]
+            else:
+                table = self.plan.tensor(("masks", masks), self.device,
+                                         lambda: torch.tensor(masks, dtype=torch.float32).T.contiguous())
+                weights = (value @ table).movedim(-1, 0)  # [arms, ...]
+                self.weights[key] = (value, weights)  # value kept: its id is not reused
         else:
             every = self.arm_weights(br, env)
             lead = _lead(every[k].shape for k in arms)

@@ -415,8 +415,8 @@ class Coordinator:
         """The writer thread's job: the batch's records (made here, off the driver's loop),
         stored in one :func:`write_batch`."""
         records = [self._record(v) for v in batch]
-        stored, seconds = write_batch(self.store, [(r, v.checked.nets or None) for r, v in zip(records, batch)],
-                                      self.source)
+        programs = [(record, v.checked.nets or None) for record, v in zip(records, batch)]
+        stored, seconds = write_batch(self.store, programs, self.source)
         return records, stored, seconds
 
     def _commit(self, finish: bool = False) -> None:

@@ -147,8 +147,8 @@ class SimulatedWorker:
             if log.ends_call(log.settle(period, finished, self._verify, self._release), refill):
                 break
         return Reply(log.accuracy, dict(self.steps), log.spent, log.checked,
-                     self.recording.period_seconds * done, self.recording.verify_seconds * len(log.checked), done,
-                     log.best)
+                     self.recording.period_seconds * done,
+                     self.recording.verify_seconds * len(log.checked), done, log.best)
 
     def _verify(self, restart: int) -> Checked:
         job, (kind, jump) = self.jobs[restart], self.fate[restart]
