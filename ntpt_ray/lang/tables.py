@@ -68,7 +68,8 @@ class _Contract(torch.autograd.Function):
 def contract(bags: TableBags, args: list[torch.Tensor], lead: tuple[int, ...]) -> torch.Tensor:
     """The call's output marginal ``[*lead, size]`` from argument marginals ``[..., size_i]``
     that broadcast to the lanes ``lead``."""
-    columns = [a.expand(*lead, a.shape[-1]).reshape(-1, a.shape[-1]).T.contiguous() for a in args]
+    columns = [a.expand(*lead, a.shape[-1]).movedim(-1, 0).reshape(a.shape[-1], -1).contiguous()
+               for a in args]  # [size_i, lanes]: one copy each
     *first, last = columns
     outer = first[0] if first else last.new_ones(1, last.shape[1])
     for c in first[1:]:
