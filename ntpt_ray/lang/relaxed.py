@@ -452,13 +452,12 @@ def _mix(weight: torch.Tensor, options: list[torch.Tensor]) -> torch.Tensor:
     batch = [d for d in range(rank) if w_lanes[d] > 1 and o_lanes[d] > 1]
     rows = [d for d in range(rank) if w_lanes[d] > 1 and o_lanes[d] == 1]
     cols = [d for d in range(rank) if w_lanes[d] == 1]
-    w = weight.reshape(*w_lanes, n).permute(*batch, *rows, *cols, rank)
-    x = torch.stack([o.reshape(*o_lanes, size) for o in options], rank)  # [*o_lanes, n, size]
-    x = x.permute(*batch, rank, *rows, *cols, rank + 1)
+    order = batch + rows + cols
+    w = weight.reshape(*w_lanes, n).permute(*order, rank)
+    x = torch.stack([o.reshape(*o_lanes, size).permute(*order, rank) for o in options], len(batch))
     sizes = [w_lanes[d] for d in batch], [w_lanes[d] for d in rows], [o_lanes[d] for d in cols]
     product = torch.bmm(w.reshape(math.prod(sizes[0]), math.prod(sizes[1]), n),
                         x.reshape(math.prod(sizes[0]), n, math.prod(sizes[2]) * size))
-    order = batch + rows + cols
     return product.view(*sizes[0], *sizes[1], *sizes[2], size).permute(
         *(order.index(d) for d in range(rank)), rank)
 
