@@ -77,6 +77,10 @@ class Problem:
     def train_examples(self, n: int, rng, data_dir=None) -> Examples:
         return self.task.train_examples(n, rng, perceptual=self.perceptual, data_dir=data_dir)
 
+    def stacked_train_examples(self, n: int, rngs, data_dir=None) -> list[tuple[list[int], Examples]]:
+        """:meth:`Task.stacked_train_examples` in this problem's mode."""
+        return self.task.stacked_train_examples(n, rngs, perceptual=self.perceptual, data_dir=data_dir)
+
     @property
     def source_hash(self) -> str:
         return hashlib.sha256(self.source.encode()).hexdigest()[:16]

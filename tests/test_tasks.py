@@ -163,3 +163,23 @@ def test_a_custom_model_for_a_builtin_task_must_declare_its_inputs(tmp_path):
     model.write_text(read_model_source("grid2x2")[0].replace("grid", "cells"))
     with pytest.raises(ValueError, match="cells.py: the task's examples give Input 'grid', which the model does not declare"):
         problem("add2x2:top", model=str(model))
+
+
+@pytest.mark.parametrize("name", ["math", "add2x2:left", "apply2x2:bottom", "math-two-lengths"])
+def test_a_built_in_task_draws_stacked_training_batches_as_one_at_a_time(name):
+    from dataclasses import replace
+
+    from ntpt_ray.tasks import Task
+
+    task = replace(get_task("math"), train_lengths=(2, 3)) if name == "math-two-lengths" else get_task(name)
+    def streams():
+        return [np.random.default_rng([5, s]) for s in range(7)]
+
+    fast = task.stacked_train_examples(16, streams(), perceptual=False)
+    slow = Task.stacked_train_examples(task, 16, streams(), perceptual=False)  # one at a time, stacked
+    assert [rows for rows, _ in fast] == [rows for rows, _ in slow] and sum(len(r) for r, _ in fast) == 7
+    for (_, a), (_, b) in zip(fast, slow):
+        assert a.hypers == b.hypers and (a.inputs.keys(), a.outputs.keys()) == (b.inputs.keys(), b.outputs.keys())
+        for part in ("inputs", "outputs"):
+            for key in getattr(a, part):
+                assert torch.equal(getattr(a, part)[key], getattr(b, part)[key]), (part, key)

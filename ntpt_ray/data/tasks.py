@@ -74,21 +74,60 @@ def make_batch(task: str, n: int, *, split: str = "train", perceptual: bool = Fa
     return TaskBatch(inputs, {name: torch.from_numpy(symbols)}, torch.from_numpy(target))
 
 
+def make_batches(task: str, n: int, rngs: list[np.random.Generator], *, digits: int = 2) -> TaskBatch:
+    """``make_batch(task, n, digits=digits, seed=rng)`` (symbolic) of each of ``rngs``, stacked:
+    every tensor ``[len(rngs), n, ...]``. The same examples, each generator drawn as
+    ``make_batch`` draws it, their symbols and targets then computed at once."""
+    family, _, line = task.partition(":")
+    draw = {"math": lambda rng: _math_draws(n, digits, rng), "add2x2": lambda rng: _add2x2_draws(n, rng),
+            "apply2x2": lambda rng: _apply2x2_draws(n, rng)}[family]
+    draws = [np.stack(arrays).reshape(-1, *arrays[0].shape[1:]) for arrays in zip(*map(draw, rngs))]
+    name = "tape" if family == "math" else "grid"
+    symbols, extra, target = (_math_of(*draws) if family == "math" else
+                              _add2x2_of(*draws, LINES[line]) if family == "add2x2" else
+                              _apply2x2_of(*draws, LINES[line]))
+    stacked = {name: symbols, **extra}
+    inputs = {k: torch.from_numpy(v.reshape(len(rngs), n, *v.shape[1:])) for k, v in stacked.items()}
+    return TaskBatch(inputs, {name: inputs[name]}, torch.from_numpy(target.reshape(len(rngs), n)))
+
+
 def _add2x2(n: int, cells: tuple[int, int], rng: np.random.Generator) -> Example:
-    grid = rng.integers(0, 10, (n, 4))
+    return _add2x2_of(*_add2x2_draws(n, rng), cells)
+
+
+def _add2x2_draws(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    return (rng.integers(0, 10, (n, 4)),)
+
+
+def _add2x2_of(grid: np.ndarray, cells: tuple[int, int]) -> Example:
     return grid, {}, (grid[:, cells[0]] + grid[:, cells[1]]) % MOD
 
 
 def _apply2x2(n: int, cells: tuple[int, int], rng: np.random.Generator) -> Example:
+    return _apply2x2_of(*_apply2x2_draws(n, rng), cells)
+
+
+def _apply2x2_draws(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     ops = rng.integers(0, 4, (n, 4))
-    ints = rng.integers(0, 10, (n, 3))
+    return ops, rng.integers(0, 10, (n, 3))
+
+
+def _apply2x2_of(ops: np.ndarray, ints: np.ndarray, cells: tuple[int, int]) -> Example:
     first = _APPLY[ops[:, cells[0]], ints[:, 0], ints[:, 1]]
     return OPERATOR_OFFSET + ops, {"ints": ints}, _APPLY[ops[:, cells[1]], first, ints[:, 2]]
 
 
 def _math(n: int, digits: int, rng: np.random.Generator) -> Example:
+    return _math_of(*_math_draws(n, digits, rng))
+
+
+def _math_draws(n: int, digits: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     numbers = rng.integers(0, 10, (n, digits))
-    ops = rng.integers(0, 4, (n, digits - 1))
+    return numbers, rng.integers(0, 4, (n, digits - 1))
+
+
+def _math_of(numbers: np.ndarray, ops: np.ndarray) -> Example:
+    n, digits = numbers.shape
     tape = np.empty((n, 2 * digits - 1), np.int64)
     tape[:, 0::2] = numbers
     tape[:, 1::2] = OPERATOR_OFFSET + ops

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .examples import Examples
+from .examples import Examples, stack_examples
 
 
 class Task(ABC):
@@ -54,6 +54,17 @@ class Task(ABC):
     def train_examples(self, n: int, rng: np.random.Generator, *, perceptual: bool,
                        data_dir=None) -> Examples:
         """``n`` training examples (fewer when the task has fewer)."""
+
+    def stacked_train_examples(self, n: int, rngs: list[np.random.Generator], *, perceptual: bool,
+                      data_dir=None) -> list[tuple[list[int], Examples]]:
+        """:meth:`train_examples` of each of ``rngs``, stacked: ``(rows, examples)`` for each kind
+        of batch drawn (its hypers and size), ``examples``' inputs and outputs ``[len(rows), B,
+        ...]`` for the generators ``rngs[i]``, ``i`` in ``rows``. Tasks may draw them faster."""
+        drawn = [self.train_examples(n, rng, perceptual=perceptual, data_dir=data_dir) for rng in rngs]
+        kinds: dict[tuple, list[int]] = {}
+        for i, examples in enumerate(drawn):
+            kinds.setdefault((tuple(sorted(examples.hypers.items())), len(examples)), []).append(i)
+        return [(rows, stack_examples([drawn[i] for i in rows])) for rows in kinds.values()]
 
     @abstractmethod
     def validation_sets(self, n: int, *, seed: int, perceptual: bool, data_dir=None) -> list[Examples]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..data.symbols import OPERATOR_OFFSET
-from ..data.tasks import LINES, MOD, TASKS, apply_op, make_batch
+from ..data.tasks import LINES, MOD, TASKS, apply_op, make_batch, make_batches
 from .base import Task, register_task
 from .examples import Examples
 
@@ -70,6 +70,22 @@ class GeneratedTask(Task):
         length = int(rng.choice(lengths)) if len(lengths) > 1 else lengths[0]
         return self.examples(n, length=length, split="train", seed=rng, perceptual=perceptual,
                              data_dir=data_dir, name="train")
+
+    def stacked_train_examples(self, n, rngs, *, perceptual, data_dir=None):
+        """Symbolic batches of every generator drawn as :meth:`train_examples` draws them and
+        computed at once (:func:`~ntpt_ray.data.tasks.make_batches`)."""
+        if perceptual:
+            return super().stacked_train_examples(n, rngs, perceptual=perceptual, data_dir=data_dir)
+        lengths = self.train_lengths
+        by_length: dict[int, list[int]] = {}
+        for i, rng in enumerate(rngs):
+            by_length.setdefault(int(rng.choice(lengths)) if len(lengths) > 1 else lengths[0], []).append(i)
+        out = []
+        for length, rows in by_length.items():
+            batch = make_batches(self.name, n, [rngs[i] for i in rows], digits=length)
+            examples = Examples(batch.inputs, {"result": batch.target}, {}, self.hypers_of(length), "train")
+            out.append((rows, examples))
+        return out
 
     def _set_name(self, split: str, length: int) -> str:
         return str(length) if self.length_hyper else split

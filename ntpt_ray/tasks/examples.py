@@ -49,6 +49,16 @@ class Examples:
         return {**self.inputs, **self.symbols}
 
 
+def stack_examples(examples: list[Examples]) -> Examples:
+    """Example sets of one shape as one whose inputs and outputs are ``[len(examples), B, ...]``
+    (hypers and name from the first)."""
+    def stacked(part: str) -> dict[str, torch.Tensor]:
+        return {name: torch.stack([getattr(e, part)[name] for e in examples])
+                for name in getattr(examples[0], part)}
+
+    return Examples(stacked("inputs"), stacked("outputs"), {}, examples[0].hypers, examples[0].name)
+
+
 def _observed(outputs: Mapping[str, torch.Tensor], examples: Examples):
     for name, target in examples.outputs.items():
         if name not in outputs:

@@ -139,17 +139,16 @@ class RestartBatch:
         ...]`` per kind of batch (its hypers and size: one kind but for data files of several
         batches), each with the mask of the restarts it is for; the other rows repeat one of
         them (they are run but not trained on); both on the batch's device."""
-        drawn = {r: self.problem.train_examples(self.config.batch_size, self.streams[r], data_dir=self.data_dir)
-                 for r in np.flatnonzero(self.active)}
-        kinds: dict[tuple, list[int]] = {}
-        for r, examples in drawn.items():
-            kinds.setdefault((tuple(sorted(examples.hypers.items())), len(examples)), []).append(r)
+        active = np.flatnonzero(self.active)
         out = []
-        for rows in kinds.values():
+        streams = [self.streams[r] for r in active]
+        for rows, stacked in self.problem.stacked_train_examples(self.config.batch_size, streams, self.data_dir):
+            restarts = torch.from_numpy(active[rows])
             mask = torch.zeros(self.restarts, dtype=torch.bool)
-            mask[rows] = True
-            stacked = [drawn[r] if r in rows else drawn[rows[0]] for r in range(self.restarts)]
-            out.append((_on(_stack(stacked), self.device), mask.to(self.device)))
+            mask[restarts] = True
+            pick = torch.zeros(self.restarts, dtype=torch.long)  # the other rows: the kind's first
+            pick[restarts] = torch.arange(len(rows))
+            out.append((_on(stacked.rows(pick), self.device), mask.to(self.device)))
         return out
 
     def step(self) -> float:
@@ -227,14 +226,6 @@ class RestartBatch:
     def library_snapshot(self, restart: int) -> LibrarySnapshot:
         """Restart ``restart``'s nets, on the CPU (``{}`` in symbolic mode)."""
         return self.library.snapshot(restart) if self.problem.perceptual else {}
-
-
-def _stack(examples: list[Examples]) -> Examples:
-    """R example sets of one shape as one whose inputs and outputs are ``[R, B, ...]``."""
-    def stacked(part: str) -> dict[str, torch.Tensor]:
-        return {name: torch.stack([getattr(e, part)[name] for e in examples]) for name in getattr(examples[0], part)}
-
-    return Examples(stacked("inputs"), stacked("outputs"), {}, examples[0].hypers, examples[0].name)
 
 
 def _on(examples: Examples, device: torch.device) -> Examples:
