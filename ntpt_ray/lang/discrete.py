@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -63,7 +64,7 @@ class DiscreteInterpreter(Interpreter):
         flat = 0
         for i, n in zip(index, index_sizes):
             flat = flat * n + i
-        shape = torch.broadcast_shapes(flat.shape, *(o.shape for o in options))
+        shape = np.broadcast_shapes(flat.shape, *(o.shape for o in options))  # torch's: 20x slower
         stacked = torch.stack([o.expand(shape) for o in options], dim=-1)
         return stacked.gather(-1, flat.expand(shape).unsqueeze(-1)).squeeze(-1)
 
