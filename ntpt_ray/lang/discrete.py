@@ -34,6 +34,11 @@ def _lookup(mask: tuple[bool, ...]) -> torch.Tensor:
     return torch.tensor(mask, dtype=torch.bool)
 
 
+def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for a 1-d ``table``: ``index_select`` is 2-6x faster than indexing."""
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
+
+
 class DiscreteInterpreter(Interpreter):
     """Runs a compiled model on integers: ``params[name]`` has shape ``[P, *array_shape]`` and
     ``library.classify(fn, args)`` gives a net's most probable class ``[1, B]``."""
@@ -69,7 +74,10 @@ class DiscreteInterpreter(Interpreter):
         return stacked.gather(-1, flat.expand(shape).unsqueeze(-1)).squeeze(-1)
 
     def call(self, fn: RuntimeFn, args: list[torch.Tensor]) -> torch.Tensor:
-        return _table(fn)[tuple(args)]
+        flat = args[0]
+        for a, n in zip(args[1:], fn.arg_sizes[1:]):
+            flat = flat * n + a  # the entry's index in the flattened table
+        return _take(_table(fn).reshape(-1), flat)
 
     def apply_net(self, fn: LearnFn, args: list[torch.Tensor]) -> torch.Tensor:
         args = [a if isinstance(dim, tuple) else F.one_hot(a, dim).float()
@@ -77,7 +85,7 @@ class DiscreteInterpreter(Interpreter):
         return self.library.classify(fn, args)
 
     def test(self, value: torch.Tensor, mask) -> torch.Tensor:
-        return _lookup(mask)[value]
+        return _take(_lookup(mask), value)
 
     def same(self, a, b):
         return a == b
