@@ -423,8 +423,8 @@ class Coordinator:
         """Group commit: finish the restarts of every batch written by now as verified, in order
         (``finish``: wait for all of them), and hand the programs verified since the last batch
         to the writer thread as one batch once it is free (durable together, in two flushes of
-        the file system; records, encoding and file system calls off the driver's loop): while it writes,
-        the next batch grows. A failed write stops the sweep."""
+        the file system; records, encoding and file system calls off the driver's loop): while
+        it writes, the next batch grows. A failed write stops the sweep."""
         began = time.perf_counter()
         while self.writing and (finish or self.writing[0][0].done()):
             self._written(*self.writing.popleft())

@@ -142,7 +142,8 @@ class RestartBatch:
         active = np.flatnonzero(self.active)
         out = []
         streams = [self.streams[r] for r in active]
-        for rows, stacked in self.problem.stacked_train_examples(self.config.batch_size, streams, self.data_dir):
+        kinds = self.problem.stacked_train_examples(self.config.batch_size, streams, self.data_dir)
+        for rows, stacked in kinds:
             restarts = torch.from_numpy(active[rows])
             mask = torch.zeros(self.restarts, dtype=torch.bool)
             mask[restarts] = True
