@@ -195,7 +195,8 @@ class ProgramStore:
             record = replace(record, program_hash=program_hash(record.program))
         save_program(folder, LearnedProgram.from_dict(record.program, source=source), library, write=write)
         data = {f.name: getattr(record, f.name) for f in fields(record)}  # to_dict's deep copy, skipped
-        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        options = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        text = orjson.dumps(data, option=options)
         write(folder / RECORD, lambda f: f.write(text), binary=True)
 
     def get(self, id_or_prefix: str) -> StoredProgram:

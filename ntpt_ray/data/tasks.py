@@ -7,6 +7,7 @@ a symbolic and a perceptual batch with one seed hold the same symbols and target
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +62,8 @@ def make_batch(task: str, n: int, *, split: str = "train", perceptual: bool = Fa
         raise ValueError(f"digits must be an integer >= 1, got {digits!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
-    family, _, line = task.partition(":")
-    if family == "math":
-        name, symbols, extra, target = "tape", *_math(n, digits, rng)
-    elif family == "add2x2":
-        name, symbols, extra, target = "grid", *_add2x2(n, LINES[line], rng)
-    else:
-        name, symbols, extra, target = "grid", *_apply2x2(n, LINES[line], rng)
-
+    name, draw, compute = _generator(task, digits)
+    symbols, extra, target = compute(*draw(n, rng))
     shown = SymbolPools.load(data_dir, split).sample(symbols, rng) if perceptual else symbols
     inputs = {name: torch.from_numpy(shown), **{k: torch.from_numpy(v) for k, v in extra.items()}}
     return TaskBatch(inputs, {name: torch.from_numpy(symbols)}, torch.from_numpy(target))
@@ -78,21 +73,25 @@ def make_batches(task: str, n: int, rngs: list[np.random.Generator], *, digits: 
     """``make_batch(task, n, digits=digits, seed=rng)`` (symbolic) of each of ``rngs``, stacked:
     every tensor ``[len(rngs), n, ...]``. The same examples, each generator drawn as
     ``make_batch`` draws it, their symbols and targets then computed at once."""
-    family, _, line = task.partition(":")
-    draw = {"math": lambda rng: _math_draws(n, digits, rng), "add2x2": lambda rng: _add2x2_draws(n, rng),
-            "apply2x2": lambda rng: _apply2x2_draws(n, rng)}[family]
-    draws = [np.stack(arrays).reshape(-1, *arrays[0].shape[1:]) for arrays in zip(*map(draw, rngs))]
-    name = "tape" if family == "math" else "grid"
-    symbols, extra, target = (_math_of(*draws) if family == "math" else
-                              _add2x2_of(*draws, LINES[line]) if family == "add2x2" else
-                              _apply2x2_of(*draws, LINES[line]))
+    name, draw, compute = _generator(task, digits)
+    per_rng = [draw(n, rng) for rng in rngs]
+    draws = [np.stack(arrays).reshape(-1, *arrays[0].shape[1:]) for arrays in zip(*per_rng)]
+    symbols, extra, target = compute(*draws)
     stacked = {name: symbols, **extra}
     inputs = {k: torch.from_numpy(v.reshape(len(rngs), n, *v.shape[1:])) for k, v in stacked.items()}
     return TaskBatch(inputs, {name: inputs[name]}, torch.from_numpy(target.reshape(len(rngs), n)))
 
 
-def _add2x2(n: int, cells: tuple[int, int], rng: np.random.Generator) -> Example:
-    return _add2x2_of(*_add2x2_draws(n, rng), cells)
+def _generator(task: str, digits: int) -> tuple[str, Callable, Callable[..., Example]]:
+    """``task``'s input name, what it draws from a generator for ``n`` examples (``draw(n,
+    rng)``), and the examples those draws make (``compute(*draws)``, row by row)."""
+    family, _, line = task.partition(":")
+    if family == "math":
+        return "tape", lambda n, rng: _math_draws(n, digits, rng), _math_of
+    cells = LINES[line]
+    if family == "add2x2":
+        return "grid", _add2x2_draws, lambda grid: _add2x2_of(grid, cells)
+    return "grid", _apply2x2_draws, lambda ops, ints: _apply2x2_of(ops, ints, cells)
 
 
 def _add2x2_draws(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -103,10 +102,6 @@ def _add2x2_of(grid: np.ndarray, cells: tuple[int, int]) -> Example:
     return grid, {}, (grid[:, cells[0]] + grid[:, cells[1]]) % MOD
 
 
-def _apply2x2(n: int, cells: tuple[int, int], rng: np.random.Generator) -> Example:
-    return _apply2x2_of(*_apply2x2_draws(n, rng), cells)
-
-
 def _apply2x2_draws(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     ops = rng.integers(0, 4, (n, 4))
     return ops, rng.integers(0, 10, (n, 3))
@@ -115,10 +110,6 @@ def _apply2x2_draws(n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
 def _apply2x2_of(ops: np.ndarray, ints: np.ndarray, cells: tuple[int, int]) -> Example:
     first = _APPLY[ops[:, cells[0]], ints[:, 0], ints[:, 1]]
     return OPERATOR_OFFSET + ops, {"ints": ints}, _APPLY[ops[:, cells[1]], first, ints[:, 2]]
-
-
-def _math(n: int, digits: int, rng: np.random.Generator) -> Example:
-    return _math_of(*_math_draws(n, digits, rng))
 
 
 def _math_draws(n: int, digits: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:

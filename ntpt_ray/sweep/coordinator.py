@@ -7,11 +7,12 @@ several validation periods per call when there are many actors (:meth:`Coordinat
 stores every verified program (those of one pass over the replies as one batch, written by a
 writer thread while the driver goes on; durable before their restarts count as verified),
 publishes a better neural library to the actors as a new version (through Ray's object
-store), and stops as the spec's stop policy says. Every finished restart is written to the
-sweep's durable state at once (with the time spent so far); a lost actor's restarts run again on
-another actor, with the same results (a restart's data come from its seed); a sweep whose driver died continues with ``resume=True``. One driver at a time runs a
-sweep (:meth:`SweepDirectory.lock`); an actor's error stops the sweep with one line naming the
-restart, its traceback in the sweep's ``errors.log``.
+store), and stops as the spec's stop policy says. Finished restarts reach the sweep's durable
+state within a second or so (:meth:`Coordinator._save_due`, with the time spent so far); a lost
+actor's restarts run again on another actor, with the same results (a restart's data come from
+its seed); a sweep whose driver died continues with ``resume=True``. One driver at a time runs
+a sweep (:meth:`SweepDirectory.lock`); an actor's error stops the sweep with one line naming
+the restart, its traceback in the sweep's ``errors.log``.
 """
 
 from __future__ import annotations

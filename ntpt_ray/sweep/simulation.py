@@ -13,10 +13,11 @@ The simulated clock is the real clock, minus the simulator's own work, plus ever
 when no reply is due, ``wait`` jumps to the next one instead of sleeping (but first sleeps, up
 to that gap, while the coordinator's store writer is busy: that thread would have had the
 driver's idle time on a cluster). So the coordinator's work takes its real time, replies queue
-up behind a slow coordinator as they would on a cluster, and a sweep of many simulated minutes runs in about the time the coordinator itself needs. The
-driver's own time is measured from one ``wait`` returning to the next (the simulator's work
-taken out): Ray's own cost in the driver (``wait``, ``get``, sending a call) is not in it, nor
-the wait for the last programs to be durable once no actor is left (reported beside it).
+up behind a slow coordinator as they would on a cluster, and a sweep of many simulated minutes
+runs in about the time the coordinator itself needs. The driver's own time is measured from
+one ``wait`` returning to the next (the simulator's work taken out): Ray's own cost in the
+driver (``wait``, ``get``, sending a call) is not in it, nor the wait for the last programs to
+be durable once no actor is left (reported beside it).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class Task(ABC):
         """``n`` training examples (fewer when the task has fewer)."""
 
     def stacked_train_examples(self, n: int, rngs: list[np.random.Generator], *, perceptual: bool,
-                      data_dir=None) -> list[tuple[list[int], Examples]]:
+                               data_dir=None) -> list[tuple[list[int], Examples]]:
         """:meth:`train_examples` of each of ``rngs``, stacked: ``(rows, examples)`` for each kind
         of batch drawn (its hypers and size), ``examples``' inputs and outputs ``[len(rows), B,
         ...]`` for the generators ``rngs[i]``, ``i`` in ``rows``. Tasks may draw them faster."""

@@ -66,20 +66,22 @@ class GeneratedTask(Task):
                         self.hypers_of(length), name or str(length))
 
     def train_examples(self, n, rng, *, perceptual, data_dir=None) -> Examples:
+        return self.examples(n, length=self._train_length(rng), split="train", seed=rng,
+                             perceptual=perceptual, data_dir=data_dir, name="train")
+
+    def _train_length(self, rng: np.random.Generator) -> int:
+        """The length of a training batch: drawn from ``rng`` first when there are several."""
         lengths = self.train_lengths
-        length = int(rng.choice(lengths)) if len(lengths) > 1 else lengths[0]
-        return self.examples(n, length=length, split="train", seed=rng, perceptual=perceptual,
-                             data_dir=data_dir, name="train")
+        return int(rng.choice(lengths)) if len(lengths) > 1 else lengths[0]
 
     def stacked_train_examples(self, n, rngs, *, perceptual, data_dir=None):
         """Symbolic batches of every generator drawn as :meth:`train_examples` draws them and
         computed at once (:func:`~ntpt_ray.data.tasks.make_batches`)."""
         if perceptual:
             return super().stacked_train_examples(n, rngs, perceptual=perceptual, data_dir=data_dir)
-        lengths = self.train_lengths
         by_length: dict[int, list[int]] = {}
         for i, rng in enumerate(rngs):
-            by_length.setdefault(int(rng.choice(lengths)) if len(lengths) > 1 else lengths[0], []).append(i)
+            by_length.setdefault(self._train_length(rng), []).append(i)
         out = []
         for length, rows in by_length.items():
             batch = make_batches(self.name, n, [rngs[i] for i in rows], digits=length)

@@ -81,7 +81,8 @@ class Verifier:
         key = None
         if library is None and stop_on_error:
             read = relevant_mask(self.guards, values)
-            key = b"".join(np.where(read[k], v, -1).astype(np.int64).tobytes() for k, v in sorted(values.items()))
+            key = b"".join(np.where(read[k], v, -1).astype(np.int64).tobytes()
+                           for k, v in sorted(values.items()))
             if key in self._verdicts:
                 return dict(self._verdicts[key])
         out = {}
