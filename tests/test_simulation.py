@@ -167,3 +167,15 @@ def test_with_many_actors_each_call_trains_several_periods(recording, tmp_path):
     # a call ending early after a period that verified a program: one period per call would
     # be 800 reports
     assert actors < run.reports <= 2 * actors + run.verified < actors * validations
+
+
+def test_the_coordinator_keeps_its_schedule_on_the_simulated_clock(recording, tmp_path):
+    """Saves, progress and restart times follow the simulated clock (the wall clock of the
+    cluster it stands for), not the few real seconds the simulation takes."""
+    recording = with_timings(recording, period=1.0, verify=0.5, startup=2.0)
+    run = simulate(SPEC, recording, actors=20, store=tmp_path, rounds=2)
+    state = SweepDirectory(tmp_path, simulation_spec(SPEC, 20, 2)).load()
+    assert run.wall_seconds > 3 * run.real_seconds
+    assert state.seconds == pytest.approx(run.wall_seconds, rel=0.05)
+    finished = [t.finished for t in state.times.values()]
+    assert len(finished) == run.restarts and max(finished) == pytest.approx(run.wall_seconds, rel=0.1)

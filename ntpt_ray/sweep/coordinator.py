@@ -130,11 +130,13 @@ class Coordinator:
     def __init__(self, spec: SweepSpec, store: ProgramStore, directory: SweepDirectory,
                  state: SweepState, *, actors: int, data_dir: str | None,
                  on_progress: Callable[[SweepProgress], None] | None = None,
-                 began: float | None = None, runtime: Any = None):
+                 began: float | None = None, runtime: Any = None,
+                 clock: Callable[[], float] = time.perf_counter):
         if runtime is None:  # the Ray API; ntpt_ray.sweep.simulation passes simulated actors
             import ray as runtime
 
         self.ray = runtime
+        self.clock = clock  # schedules saves and progress, times restarts (a simulation's is simulated)
         self.method = spec.search.method
         worker = RestartWorker if self.method == "gradient" else SearchWorker
         self.worker_class = runtime.remote(**actor_options(spec.train.device))(worker)
@@ -155,6 +157,8 @@ class Coordinator:
         self.actors: dict[Any, _Actor] = {}  # ObjectRef of its pending call or ping -> actor
         self.waiting: list = []  # those ObjectRefs, as the last wait left them (see _track)
         self.idle: list[_Actor] = []  # live actors with nothing to do
+        self.live = 0  # actors that answered their start-up ping and were not lost since
+        self.assigned = 0  # restarts the actors are running
         self.result = SweepResult(spec.sweep_id, store.root, total, len(state.outcomes),
                                   state.verified, library_versions=len(state.libraries))
         self.result.method = self.method
@@ -162,12 +166,13 @@ class Coordinator:
             self.result.space = space_size(spec.build_problem())
         self.examining: dict[int, int] = {}  # running restart -> programs examined so far
         self.best_accuracy = 0.0
-        self.began = time.perf_counter() if began is None else began  # for time.perf_counter()
+        self.began = clock() if began is None else began  # on self.clock
         self.earlier_seconds = state.seconds  # of the sweep's earlier sessions
         self.verified_count = state.verified  # kept here: the state's is a sum over its outcomes
         self.unsaved = False  # finished restarts not yet in state.json
-        self.saved_at = self.progressed_at = -math.inf  # time.perf_counter() of the last ones
+        self.saved_at = self.progressed_at = -math.inf  # self.clock() of the last ones
         self.save_seconds = 0.0  # what the last save took
+        self.freezing = False  # whether saves freeze what exists (see run)
         self.record_spec = spec.model_dump()  # in every stored program's record
         self.source = spec.build_problem().source  # saved beside every stored program
         self.unstored: list[_Verified] = []  # verified in this pass: see _commit
@@ -177,13 +182,20 @@ class Coordinator:
     # ---- the loop
 
     def run(self) -> SweepResult:
-        """Run until the stop policy is met; kill the actors; save the state."""
-        if gc.get_freeze_count():  # the process froze objects itself: left as it has them
+        """Run until the stop policy is met; kill the actors; save the state.
+
+        What exists when the sweep starts, and at each save of its state, mostly lives through
+        the sweep (the state grows by a record per restart): it is frozen out of the garbage
+        collector's passes (:func:`gc.freeze`) until the sweep ends, unless the process froze
+        objects itself (then left as it has them)."""
+        if gc.get_freeze_count():
             return self._run()
-        gc.freeze()  # what exists now lives through the sweep: full collections skip it
+        self.freezing = True
+        gc.freeze()
         try:
             return self._run()
         finally:
+            self.freezing = False
             gc.unfreeze()
 
     def _run(self) -> SweepResult:
@@ -192,13 +204,13 @@ class Coordinator:
         if not self._stop_reason():
             for _ in range(min(self.target_actors, self._needed_actors())):
                 self._start_actor()
-        last_alive = time.perf_counter()
+        last_alive = self.clock()
         try:
             while not self._stop_reason():
                 ready = self._wait()
-                if any(a.ready for a in self.actors.values()):
-                    last_alive = time.perf_counter()
-                elif time.perf_counter() - last_alive > STARTUP_TIMEOUT:
+                if self.live:
+                    last_alive = self.clock()
+                elif self.clock() - last_alive > STARTUP_TIMEOUT:
                     raise SweepError(f"no actor could start for {STARTUP_TIMEOUT:.0f} s: does the "
                                      "cluster have a free CPU? (state is saved; use --resume)")
                 for ref in ready:
@@ -255,8 +267,9 @@ class Coordinator:
         began = time.perf_counter()
         if not actor.ready:  # its start-up ping
             actor.ready, actor.name = True, f"pid {reply}"
+            self.live += 1
             if not self.result.startup_seconds:
-                self.result.startup_seconds = time.perf_counter() - self.began
+                self.result.startup_seconds = self._elapsed()
         else:
             self._absorb(actor, reply)
         if not self._stop_reason():
@@ -298,6 +311,8 @@ class Coordinator:
     def _lost(self, actor: _Actor) -> None:
         """Re-queue a dead actor's restarts (first in line) and start a replacement."""
         self.result.lost_actors += 1
+        self.live -= actor.ready
+        self.assigned -= len(actor.restarts)
         lost = actor.restarts - self.state.outcomes.keys()  # not those finished meanwhile
         self.result.rerun += len(lost)
         for restart in sorted(lost, reverse=True):
@@ -326,6 +341,7 @@ class Coordinator:
             library = self.versions[-1]
             actor.library_version = len(self.versions) - 1
         actor.restarts.update(job.restart for job in start)
+        self.assigned += len(start)
         call = actor.handle.advance.remote(start=start, library=library, periods=self._periods(),
                                            refill=bool(self.pending))
         self._track(call, actor)
@@ -360,18 +376,23 @@ class Coordinator:
         for checked in reply.checked:
             self._checked(actor, checked)
         for restart in reply.spent:
-            actor.restarts.discard(restart)
+            self._unassign(actor, restart)
             self._finish(restart, "failed")
 
     def _checked(self, actor: _Actor, c: Checked) -> None:
         self.examining.pop(c.restart, None)
         self.result.examined += c.examined
         if c.verified or c.finished:
-            actor.restarts.discard(c.restart)
+            self._unassign(actor, c.restart)
         if c.verified:  # finished once stored: see _commit
             self.unstored.append(_Verified(c, time.time(), self.earlier_seconds + self._elapsed()))
         elif c.finished:
             self._finish(c.restart, "failed")
+
+    def _unassign(self, actor: _Actor, restart: int) -> None:
+        if restart in actor.restarts:
+            actor.restarts.remove(restart)
+            self.assigned -= 1
 
     def _finish(self, restart: int, outcome: str) -> None:
         if restart in self.state.outcomes:
@@ -387,15 +408,17 @@ class Coordinator:
         began = time.perf_counter()
         self.state.seconds = self.earlier_seconds + self._elapsed()
         self.directory.save(self.state)
-        self.unsaved, self.saved_at = False, time.perf_counter()
-        self.save_seconds = self.saved_at - began
+        if self.freezing:
+            gc.freeze()
+        self.save_seconds = time.perf_counter() - began
+        self.unsaved, self.saved_at = False, self.clock()
 
     def _save_due(self) -> None:
         """Save the finished restarts once SAVE_EVERY has passed since the last save, or longer
         when saving is slow: a save rewrites every outcome, so saving on each finished restart
         would take most of the driver's time with many actors (see ntpt_ray.sweep.simulation)."""
         wait = max(SAVE_EVERY, self.save_seconds / SAVE_SHARE)
-        if self.unsaved and time.perf_counter() - self.saved_at >= wait:
+        if self.unsaved and self.clock() - self.saved_at >= wait:
             self._save()
             self.result.coordinator_seconds += self.save_seconds
 
@@ -463,22 +486,22 @@ class Coordinator:
         return self.ray.put(LibraryVersion(version, nets))
 
     def _elapsed(self) -> float:
-        return time.perf_counter() - self.began
+        return self.clock() - self.began
 
     def _progress(self, force: bool = False) -> None:
         """Report progress, at most every PROGRESS_EVERY seconds unless ``force``."""
-        soon = time.perf_counter() - self.progressed_at < PROGRESS_EVERY
+        soon = self.clock() - self.progressed_at < PROGRESS_EVERY
         if self.on_progress is None or (soon and not force):
             return
-        self.progressed_at = time.perf_counter()
+        self.progressed_at = self.clock()
         elapsed = self._elapsed()
         self.on_progress(SweepProgress(
             done=len(self.state.outcomes), total=self.spec.restarts.total,
-            running=sum(len(a.restarts) for a in self.actors.values()),
+            running=self.assigned,
             verified=self.verified_count, best_accuracy=self.best_accuracy,
             restarts_per_minute=60 * self.result.restarts_finished / elapsed if elapsed else 0.0,
             library_version=len(self.versions) - 1,
-            actors=sum(a.ready for a in self.actors.values()),
+            actors=self.live,
             lost_actors=self.result.lost_actors, elapsed=elapsed,
             examined=self.result.examined + sum(self.examining.values()), space=self.result.space))
 

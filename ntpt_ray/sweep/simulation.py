@@ -14,7 +14,9 @@ when no reply is due, ``wait`` jumps to the next one instead of sleeping (but fi
 to that gap, while the coordinator's store writer is busy: that thread would have had the
 driver's idle time on a cluster). So the coordinator's work takes its real time, replies queue
 up behind a slow coordinator as they would on a cluster, and a sweep of many simulated minutes
-runs in about the time the coordinator itself needs. The driver's own time is measured from
+runs in about the time the coordinator itself needs. The coordinator keeps its own schedule (when
+it saves its state, reports progress, stamps a restart's start and end) on the simulated clock,
+as it would on the wall clock of a cluster. The driver's own time is measured from
 one ``wait`` returning to the next (the simulator's work taken out): Ray's own cost in the
 driver (``wait``, ``get``, sending a call) is not in it, nor the wait for the last programs to
 be durable once no actor is left (reported beside it).
@@ -402,7 +404,7 @@ def simulate(spec: SweepSpec, recording: Recording, *, actors: int, store: Path,
         state = directory.create({}, "fresh")
         directory.seconds = 0.0
         coordinator = Coordinator(spec, programs, directory, state, actors=actors, data_dir=None,
-                                  on_progress=lambda _: None, runtime=ray)
+                                  on_progress=lambda _: None, runtime=ray, clock=ray.now)
         ray.background = coordinator.storing
         real, began = time.perf_counter(), ray.now()
         ray.mark()

@@ -48,7 +48,7 @@ class LibraryRecord:
     file: str  # library-v<k>.pt beside state.json ("" when there are no nets)
 
 
-@dataclass
+@dataclass(slots=True)
 class RestartTime:
     """When a restart ran (seconds into the sweep, over all its sessions) and where."""
 
