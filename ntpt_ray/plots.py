@@ -6,8 +6,8 @@ What each source keeps, so what can be drawn:
 * a run directory of ``ntpt train``: ``run.json`` holds every restart's validation curve and
   verification (for perceptual runs, the program's accuracy with its own nets per check set);
 * a stored program: ``record.json`` holds its restart's curve, verification and time;
-* a sweep, ``<store>/sweeps/<id>/state.json``: each restart's outcome, when it started and
-  finished and on which actor, and the library versions. Only the verified restarts' curves
+* a sweep, ``<store>/sweeps/<id>/state.json`` and its journal: each restart's outcome, when it
+  started and finished and on which actor, and the library versions. Only the verified restarts' curves
   survive, in their store records; the curves of the others are not saved.
 """
 
@@ -99,7 +99,9 @@ def program_curves(folder: Path) -> Curves:
 
 def sweep_history(folder: Path) -> SweepHistory:
     """A sweep folder (``<store>/sweeps/<id>``) and the programs it stored."""
-    state = read_json(folder / "state.json", required=("sweep", "spec", "outcomes", "libraries", "seconds"))
+    from .sweep.state import read_state  # state.json and its journal
+
+    state = read_state(folder, required=("sweep", "spec", "outcomes", "libraries", "seconds"))
     records = {r.id: r for r in ProgramStore(folder.parent.parent).list(sweep=state["sweep"])}
     found = sorted(records.values(), key=lambda r: r.seconds_into_sweep)
     libraries = [(records[lib["source"]].seconds_into_sweep, lib["version"], lib["score"])

@@ -141,9 +141,10 @@ def _sweep(spec: Path, store: Path, *args: str, **popen) -> subprocess.Popen:
 
 
 def _state(store: Path, spec: Path) -> dict:
-    sweep = parse_spec(tomllib.loads(spec.read_text())).sweep_id
-    path = store / "sweeps" / sweep / "state.json"
-    return json.loads(path.read_text()) if path.exists() else {"outcomes": {}}
+    from ntpt_ray.sweep.state import read_state  # state.json and its journal
+
+    folder = store / "sweeps" / parse_spec(tomllib.loads(spec.read_text())).sweep_id
+    return read_state(folder) if (folder / "state.json").exists() else {"outcomes": {}}
 
 
 def _wait_for_outcomes(process: subprocess.Popen, store: Path, spec: Path, n: int,

@@ -21,6 +21,7 @@ import torch
 from typer.testing import CliRunner
 
 from ntpt_ray.cli import app
+from ntpt_ray.jsonfile import BadFile
 from ntpt_ray.store import ProgramStore
 from ntpt_ray.sweep import SweepError, parse_spec
 from ntpt_ray.sweep.state import LOCK, SweepDirectory
@@ -112,6 +113,60 @@ def test_restarts_drawing_batches_of_different_sizes_in_one_step_still_train_as_
     assert mixed >= 1
     for name, logits in alone.params.logits.items():
         assert torch.equal(together.params.logits[name][2], logits[0])
+
+
+# ---- the saved state: state.json and its journal
+
+def test_a_save_appends_what_changed_and_a_whole_save_starts_a_new_generation(tmp_path):
+    from ntpt_ray.sweep.state import JOURNAL, STATE, read_state
+
+    directory = SweepDirectory(tmp_path, parse_spec(SMALL))
+    state = directory.create({}, "fresh")  # a whole save: generation 1
+    whole = (directory.path / STATE).read_bytes()
+    for r in range(3):
+        state.restart_started(r, 1.0 + r, "pid 7")
+    state.outcomes[0] = "failed"
+    state.restart_finished(0, 4.0)
+    state.seconds = 5.0
+    directory.save(state, {0, 1, 2})
+    state.outcomes[1] = "verified"
+    state.restart_finished(1, 6.0)
+    state.seconds = 7.0
+    directory.save(state, {1})
+    assert (directory.path / STATE).read_bytes() == whole  # untouched: two lines in the journal
+    assert len((directory.path / JOURNAL).read_bytes().splitlines()) == 2
+    loaded = SweepDirectory(tmp_path, parse_spec(SMALL)).load()
+    assert loaded == state
+    # a line a crash cut short is left out; a line of an older generation (a crash between
+    # rewriting state.json and emptying the journal) is stale
+    with open(directory.path / JOURNAL, "ab") as f:
+        f.write(b'{"generation": 1, "seconds": 9.0, "outcomes": {"2": "fai')
+    assert read_state(directory.path)["seconds"] == 7.0
+    directory.save(state)  # whole: generation 2, journal emptied
+    assert state.generation == 2 and (directory.path / JOURNAL).read_bytes() == b""
+    (directory.path / JOURNAL).write_bytes(b'{"generation": 1, "seconds": 9.0, "outcomes": {"2": "failed"}, '
+                                           b'"times": {}}\n')
+    assert SweepDirectory(tmp_path, parse_spec(SMALL)).load() == state
+    (directory.path / JOURNAL).write_bytes(b"[1]\n")
+    with pytest.raises(BadFile, match=rf"^{directory.path / JOURNAL}:1: not a sweep state journal line"):
+        read_state(directory.path)
+
+
+def test_the_journal_is_folded_into_state_json_once_it_outgrows_it(tmp_path):
+    from ntpt_ray.sweep.state import JOURNAL, STATE
+
+    directory = SweepDirectory(tmp_path, parse_spec(SMALL))
+    state = directory.create({}, "fresh")
+    saves = 0
+    while state.generation == 1:
+        state.outcomes[saves] = "failed"
+        state.restart_started(saves, 0.0, "pid 7")
+        directory.save(state, {saves})
+        saves += 1
+    # the journal had outgrown state.json at the last save: rewritten whole, journal empty
+    assert 2 < saves < 50 and (directory.path / JOURNAL).read_bytes() == b""
+    assert SweepDirectory(tmp_path, parse_spec(SMALL)).load() == state
+    assert len(json.loads((directory.path / STATE).read_text())["outcomes"]) == saves
 
 
 # ---- one driver per sweep

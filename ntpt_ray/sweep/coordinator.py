@@ -43,8 +43,8 @@ from .state import SweepDirectory, SweepError, SweepState, now_iso, resolve_star
 from .worker import Assignment, Checked, LibraryVersion, Reply, RestartFailed, RestartWorker, SearchWorker
 
 STARTUP_TIMEOUT = 300.0  # seconds without any live actor before the sweep gives up
-SAVE_EVERY = 1.0  # seconds: a finished restart reaches state.json within this (or SAVE_SHARE's longer)
-SAVE_SHARE = 0.005  # at most this share of the driver's time goes to rewriting state.json
+SAVE_EVERY = 1.0  # seconds: a finished restart is saved within this (or SAVE_SHARE's longer)
+SAVE_SHARE = 0.005  # at most this share of the driver's time goes to saving the state
 REPORTS_PER_SECOND = 50.0  # actors' replies a second the driver asks for, at most (see _periods)
 MAX_PERIODS = 16  # validation periods per call, at most
 PROGRESS_EVERY = 0.1  # seconds between progress reports (and one when the sweep stops)
@@ -169,7 +169,8 @@ class Coordinator:
         self.began = clock() if began is None else began  # on self.clock
         self.earlier_seconds = state.seconds  # of the sweep's earlier sessions
         self.verified_count = state.verified  # kept here: the state's is a sum over its outcomes
-        self.unsaved = False  # finished restarts not yet in state.json
+        self.unsaved = False  # finished restarts not yet saved
+        self.changed: set[int] = set()  # restarts finished since the last save
         self.saved_at = self.progressed_at = -math.inf  # self.clock() of the last ones
         self.save_seconds = 0.0  # what the last save took
         self.freezing = False  # whether saves freeze what exists (see run)
@@ -200,7 +201,7 @@ class Coordinator:
 
     def _run(self) -> SweepResult:
         self.state.sessions += 1
-        self._save()
+        self._save(whole=True)
         if not self._stop_reason():
             for _ in range(min(self.target_actors, self._needed_actors())):
                 self._start_actor()
@@ -228,7 +229,7 @@ class Coordinator:
             finally:
                 self.writer.shutdown()
                 self.result.seconds = self._elapsed()
-                self._save()
+                self._save(whole=True)
         self.result.stopped_by = self._stop_reason()
         self.result.done = len(self.state.outcomes)
         self.result.verified = self.state.verified
@@ -401,13 +402,16 @@ class Coordinator:
         self.state.restart_finished(restart, self.earlier_seconds + self._elapsed())
         self.result.restarts_finished += 1
         self.verified_count += outcome == "verified"
+        self.changed.add(restart)
         self.unsaved = True  # saved by _save_due
 
-    def _save(self) -> None:
-        """Write the state, with the wall time of this session so far."""
+    def _save(self, whole: bool = False) -> None:
+        """Write the state, with the wall time of this session so far: what changed since the
+        last save (:meth:`SweepDirectory.save`), or the ``whole`` of it."""
         began = time.perf_counter()
         self.state.seconds = self.earlier_seconds + self._elapsed()
-        self.directory.save(self.state)
+        self.directory.save(self.state, None if whole else self.changed)
+        self.changed = set()
         if self.freezing:
             gc.freeze()
         self.save_seconds = time.perf_counter() - began
@@ -415,8 +419,9 @@ class Coordinator:
 
     def _save_due(self) -> None:
         """Save the finished restarts once SAVE_EVERY has passed since the last save, or longer
-        when saving is slow: a save rewrites every outcome, so saving on each finished restart
-        would take most of the driver's time with many actors (see ntpt_ray.sweep.simulation)."""
+        when saving is slow: a save fsyncs a file, and now and then rewrites every outcome, so
+        saving on each finished restart would take much of the driver's time with many actors
+        (see ntpt_ray.sweep.simulation)."""
         wait = max(SAVE_EVERY, self.save_seconds / SAVE_SHARE)
         if self.unsaved and self.clock() - self.saved_at >= wait:
             self._save()

@@ -28,7 +28,7 @@ import heapq
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -329,13 +329,13 @@ class SimulatedRay:
 
 
 class _TimedDirectory(SweepDirectory):
-    """The real sweep directory, timing its saves of ``state.json``."""
+    """The real sweep directory, timing its saves of the state."""
 
     seconds = 0.0
 
-    def save(self, state: SweepState) -> None:
+    def save(self, state: SweepState, changed: Collection[int] | None = None) -> None:
         began = time.perf_counter()
-        super().save(state)
+        super().save(state, changed)
         self.seconds += time.perf_counter() - began
 
 
@@ -356,7 +356,7 @@ class SimulatedSweep:
     driver_seconds: float  # the driver's own time, every loop (the end's store wait taken out)
     store_wait_seconds: float  # with no actor left, waiting for the last programs to be durable
     coordinator_seconds: float  # the coordinator's own account (SweepResult), simulator taken out
-    save_seconds: float  # of the driver's time, rewriting state.json
+    save_seconds: float  # of the driver's time, saving the state
     store_seconds: float  # the store's writer thread, writing verified programs (beside the driver)
     report_ms_median: float  # driver time of a loop that handled one reply
     report_ms_p90: float

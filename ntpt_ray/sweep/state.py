@@ -2,11 +2,15 @@
 
 ``<store>/sweeps/<sweep id>/`` holds ``state.json`` (the spec, every finished restart's
 outcome, when each restart started and finished and on which actor, the library versions, the
-time spent so far), ``library-v<k>.pt`` for each library
-version, ``driver.lock`` (held by the driver running the sweep, naming its pid and host) and,
-after an actor's error, ``errors.log`` (its traceback). Every change of the state is an atomic
-rewrite, so a crash of any process leaves the last complete state. Restarts that were training
-when the sweep died are not in it: they run again.
+time spent so far) and ``state.journal`` (what changed since ``state.json`` was written: a JSON
+line per save, the restarts finished since the one before), ``library-v<k>.pt`` for
+each library version, ``driver.lock`` (held by the driver running the sweep, naming its pid and
+host) and, after an actor's error, ``errors.log`` (its traceback). ``state.json`` is rewritten
+whole, atomically, when a session starts and ends, when a library version is added and once the
+journal has outgrown it (so a save costs what changed, not the whole sweep); each journal line
+is fsynced, and one that a crash cut short is ignored, so a crash of any process leaves the last
+complete save. Restarts that were training when the sweep died are not in it: they run again.
+Read the state with :func:`read_state` (or :meth:`SweepDirectory.load`), not ``state.json`` alone.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import fcntl
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,8 @@ from ..library import LibrarySnapshot
 from .spec import SweepSpec
 
 STATE = "state.json"
+JOURNAL = "state.journal"
+STATE_FIELDS = ("sweep", "spec", "outcomes", "libraries", "seconds", "sessions")
 LOCK = "driver.lock"
 ERRORS = "errors.log"
 
@@ -69,6 +75,7 @@ class SweepState:
     seconds: float = 0.0  # wall time of the sweep's sessions, the running one so far included
     sessions: int = 0  # sessions started, the running one included
     times: dict[int, RestartTime] = field(default_factory=dict)  # restart -> its latest run
+    generation: int = 0  # of the last state.json written: journal lines of another one are stale
 
     @property
     def verified(self) -> int:
@@ -90,6 +97,7 @@ class SweepDirectory:
     def __init__(self, store: Path, spec: SweepSpec):
         self.spec = spec
         self.path = Path(store) / "sweeps" / spec.sweep_id
+        self.snapshot_bytes = self.journal_bytes = 0  # of state.json and state.journal, as last written
 
     @property
     def exists(self) -> bool:
@@ -102,9 +110,13 @@ class SweepDirectory:
         return state
 
     def load(self) -> SweepState:
-        """The saved state; :class:`BadFile` (one line naming ``state.json``) if it is not one."""
+        """The saved state (:func:`read_state`); :class:`BadFile` (one line naming the file) if
+        it is not one."""
         file = self.path / STATE
-        data = read_json(file, required=("sweep", "spec", "outcomes", "libraries", "seconds", "sessions"))
+        data = read_state(self.path)
+        self.snapshot_bytes = file.stat().st_size
+        journal = self.path / JOURNAL
+        self.journal_bytes = journal.stat().st_size if journal.exists() else 0
         try:
             outcomes = {int(k): v for k, v in data["outcomes"].items()}
             if not set(outcomes.values()) <= {"verified", "failed"}:
@@ -112,7 +124,8 @@ class SweepDirectory:
             times = {int(k): RestartTime(**v) for k, v in data.get("times", {}).items()}  # older: none
             return SweepState(data["sweep"], dict(data["spec"]), outcomes,
                               [LibraryRecord(**lib) for lib in data["libraries"]],
-                              float(data["seconds"]), int(data["sessions"]), times)
+                              float(data["seconds"]), int(data["sessions"]), times,
+                              int(data.get("generation", 0)))
         except (AttributeError, TypeError, ValueError) as exc:
             raise BadFile(f"{file}: not a sweep state: {exc}") from None
 
@@ -148,11 +161,32 @@ class SweepDirectory:
             f.write(f"---- {now_iso()}\n{text.rstrip()}\n")
         return file
 
-    def save(self, state: SweepState) -> None:
-        # orjson encodes the dataclasses directly: several times faster than asdict + json with
-        # thousands of outcomes (see ntpt_ray.sweep.simulation)
-        text = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
-        atomic_write(self.path / STATE, lambda f: f.write(text), binary=True)
+    def save(self, state: SweepState, changed: Collection[int] | None = None) -> None:
+        """Write ``state``. With ``changed`` (the restarts finished since the last save:
+        nothing else may have changed but the time spent and restarts started), append their
+        outcomes and times to the journal as one line, fsynced; without it, or once the journal
+        has outgrown ``state.json``, rewrite ``state.json`` whole as a new generation (running
+        restarts' start times too) and empty the journal."""
+        journal = self.path / JOURNAL
+        if changed is None or self.journal_bytes > self.snapshot_bytes:
+            state.generation += 1
+            # orjson encodes the dataclasses directly: several times faster than asdict + json
+            # with thousands of outcomes (see ntpt_ray.sweep.simulation)
+            text = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+            atomic_write(self.path / STATE, lambda f: f.write(text), binary=True)
+            if journal.exists():  # its lines are of the last generation: stale even if this is lost
+                os.truncate(journal, 0)
+            self.snapshot_bytes, self.journal_bytes = len(text), 0
+            return
+        line = orjson.dumps({"generation": state.generation, "seconds": state.seconds,
+                             "outcomes": {r: state.outcomes[r] for r in changed if r in state.outcomes},
+                             "times": {r: state.times[r] for r in changed if r in state.times}},
+                            option=orjson.OPT_NON_STR_KEYS) + b"\n"
+        with open(journal, "ab") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self.journal_bytes += len(line)
 
     def add_library(self, state: SweepState, nets: LibrarySnapshot, source: str,
                     score: float) -> LibraryRecord:
@@ -168,6 +202,28 @@ class SweepDirectory:
 
     def library(self, record: LibraryRecord) -> LibrarySnapshot:
         return torch.load(self.path / record.file, map_location="cpu") if record.file else {}
+
+
+def read_state(folder: Path, required: tuple[str, ...] = STATE_FIELDS) -> dict[str, Any]:
+    """A sweep folder's saved state as JSON data: ``state.json`` with the lines of
+    ``state.journal`` of its generation replayed over it, in order; a last line without its
+    newline (a crash cut it short) is left out. :class:`BadFile` (one line naming the file, and
+    the line of the journal) if either is not one."""
+    data = read_json(folder / STATE, required=required)
+    journal = folder / JOURNAL
+    if not journal.exists():
+        return data
+    generation = data.get("generation", 0)
+    for number, line in enumerate(journal.read_bytes().split(b"\n")[:-1], 1):
+        try:
+            change = orjson.loads(line)
+            if change["generation"] == generation:
+                data["outcomes"].update(change["outcomes"])
+                data.setdefault("times", {}).update(change["times"])
+                data["seconds"] = change["seconds"]
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+            raise BadFile(f"{journal}:{number}: not a sweep state journal line: {exc}") from None
+    return data
 
 
 def resolve_start_library(start: str | None, store: Path) -> tuple[LibrarySnapshot, str]:
