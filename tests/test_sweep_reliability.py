@@ -150,6 +150,10 @@ def test_a_save_appends_what_changed_and_a_whole_save_starts_a_new_generation(tm
     (directory.path / JOURNAL).write_bytes(b"[1]\n")
     with pytest.raises(BadFile, match=rf"^{directory.path / JOURNAL}:1: not a sweep state journal line"):
         read_state(directory.path)
+    (directory.path / JOURNAL).write_bytes(b'{"generation": 2, "seconds": 9.0, "outcomes": {"2": "maybe"}, '
+                                           b'"times": {}}\n')
+    with pytest.raises(BadFile, match=rf"^{directory.path / JOURNAL}:1: .*an outcome other than 'verified'"):
+        read_state(directory.path)
 
 
 def test_the_journal_is_folded_into_state_json_once_it_outgrows_it(tmp_path):

@@ -169,8 +169,7 @@ class Coordinator:
         self.began = clock() if began is None else began  # on self.clock
         self.earlier_seconds = state.seconds  # of the sweep's earlier sessions
         self.verified_count = state.verified  # kept here: the state's is a sum over its outcomes
-        self.unsaved = False  # finished restarts not yet saved
-        self.changed: set[int] = set()  # restarts finished since the last save
+        self.changed: set[int] = set()  # restarts finished since the last save (saved by _save_due)
         self.saved_at = self.progressed_at = -math.inf  # self.clock() of the last ones
         self.save_seconds = 0.0  # what the last save took
         self.freezing = False  # whether saves freeze what exists (see run)
@@ -403,7 +402,6 @@ class Coordinator:
         self.result.restarts_finished += 1
         self.verified_count += outcome == "verified"
         self.changed.add(restart)
-        self.unsaved = True  # saved by _save_due
 
     def _save(self, whole: bool = False) -> None:
         """Write the state, with the wall time of this session so far: what changed since the
@@ -415,7 +413,7 @@ class Coordinator:
         if self.freezing:
             gc.freeze()
         self.save_seconds = time.perf_counter() - began
-        self.unsaved, self.saved_at = False, self.clock()
+        self.saved_at = self.clock()
 
     def _save_due(self) -> None:
         """Save the finished restarts once SAVE_EVERY has passed since the last save, or longer
@@ -423,7 +421,7 @@ class Coordinator:
         saving on each finished restart would take much of the driver's time with many actors
         (see ntpt_ray.sweep.simulation)."""
         wait = max(SAVE_EVERY, self.save_seconds / SAVE_SHARE)
-        if self.unsaved and self.clock() - self.saved_at >= wait:
+        if self.changed and self.clock() - self.saved_at >= wait:
             self._save()
             self.result.coordinator_seconds += self.save_seconds
 

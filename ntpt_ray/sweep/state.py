@@ -36,6 +36,7 @@ from .spec import SweepSpec
 STATE = "state.json"
 JOURNAL = "state.journal"
 STATE_FIELDS = ("sweep", "spec", "outcomes", "libraries", "seconds", "sessions")
+OUTCOMES = ("verified", "failed")  # of a finished restart
 LOCK = "driver.lock"
 ERRORS = "errors.log"
 
@@ -119,7 +120,7 @@ class SweepDirectory:
         self.journal_bytes = journal.stat().st_size if journal.exists() else 0
         try:
             outcomes = {int(k): v for k, v in data["outcomes"].items()}
-            if not set(outcomes.values()) <= {"verified", "failed"}:
+            if not set(outcomes.values()) <= set(OUTCOMES):
                 raise ValueError(f"an outcome other than 'verified' or 'failed' in {sorted(set(outcomes.values()))}")
             times = {int(k): RestartTime(**v) for k, v in data.get("times", {}).items()}  # older: none
             return SweepState(data["sweep"], dict(data["spec"]), outcomes,
@@ -217,11 +218,13 @@ def read_state(folder: Path, required: tuple[str, ...] = STATE_FIELDS) -> dict[s
     for number, line in enumerate(journal.read_bytes().split(b"\n")[:-1], 1):
         try:
             change = orjson.loads(line)
+            if not set(change["outcomes"].values()) <= set(OUTCOMES):
+                raise ValueError(f"an outcome other than 'verified' or 'failed' in {change['outcomes']}")
             if change["generation"] == generation:
                 data["outcomes"].update(change["outcomes"])
                 data.setdefault("times", {}).update(change["times"])
                 data["seconds"] = change["seconds"]
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise BadFile(f"{journal}:{number}: not a sweep state journal line: {exc}") from None
     return data
 
