@@ -160,6 +160,7 @@ def test_the_journal_is_folded_into_state_json_once_it_outgrows_it(tmp_path):
     from ntpt_ray.sweep.state import JOURNAL, STATE
 
     directory = SweepDirectory(tmp_path, parse_spec(SMALL))
+    directory.journal_floor = 0  # at the size of state.json alone
     state = directory.create({}, "fresh")
     saves = 0
     while state.generation == 1:
@@ -171,6 +172,32 @@ def test_the_journal_is_folded_into_state_json_once_it_outgrows_it(tmp_path):
     assert 2 < saves < 50 and (directory.path / JOURNAL).read_bytes() == b""
     assert SweepDirectory(tmp_path, parse_spec(SMALL)).load() == state
     assert len(json.loads((directory.path / STATE).read_text())["outcomes"]) == saves
+
+
+def test_a_background_journal_keeps_the_order_of_saves_and_raises_a_failed_append(tmp_path):
+    from ntpt_ray.sweep.state import JOURNAL, read_state
+
+    directory = SweepDirectory(tmp_path, parse_spec(SMALL))
+    state = directory.create({}, "fresh")
+    with directory.background_journal():
+        for r in range(50):
+            state.outcomes[r] = "failed"
+            state.seconds = float(r)
+            directory.save(state, {r})
+        directory.save(state)  # a rewrite waits for the lines before it
+        assert (directory.path / JOURNAL).read_bytes() == b"" and state.generation == 2
+        state.outcomes[50] = "verified"
+        state.seconds = 50.0
+        directory.save(state, {50})
+    assert len((directory.path / JOURNAL).read_bytes().splitlines()) == 1  # durable at the end
+    assert SweepDirectory(tmp_path, parse_spec(SMALL)).load() == state
+    assert read_state(directory.path)["seconds"] == 50.0
+    (directory.path / JOURNAL).unlink()
+    (directory.path / JOURNAL).mkdir()  # appends to it fail
+    with pytest.raises(IsADirectoryError):
+        with directory.background_journal():
+            state.outcomes[51] = "failed"
+            directory.save(state, {51})
 
 
 # ---- one driver per sweep

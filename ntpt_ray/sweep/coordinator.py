@@ -187,16 +187,19 @@ class Coordinator:
         What exists when the sweep starts, and at each save of its state, mostly lives through
         the sweep (the state grows by a record per restart): it is frozen out of the garbage
         collector's passes (:func:`gc.freeze`) until the sweep ends, unless the process froze
-        objects itself (then left as it has them)."""
-        if gc.get_freeze_count():
-            return self._run()
-        self.freezing = True
-        gc.freeze()
-        try:
-            return self._run()
-        finally:
-            self.freezing = False
-            gc.unfreeze()
+        objects itself (then left as it has them). The state's journal is appended on a thread
+        of its own (:meth:`SweepDirectory.background_journal`): a save costs the driver the
+        encoding of what changed, not an fsync."""
+        with self.directory.background_journal():
+            if gc.get_freeze_count():
+                return self._run()
+            self.freezing = True
+            gc.freeze()
+            try:
+                return self._run()
+            finally:
+                self.freezing = False
+                gc.unfreeze()
 
     def _run(self) -> SweepResult:
         self.state.sessions += 1
@@ -417,9 +420,9 @@ class Coordinator:
 
     def _save_due(self) -> None:
         """Save the finished restarts once SAVE_EVERY has passed since the last save, or longer
-        when saving is slow: a save fsyncs a file, and now and then rewrites every outcome, so
-        saving on each finished restart would take much of the driver's time with many actors
-        (see ntpt_ray.sweep.simulation)."""
+        when saving is slow: a save encodes what changed, and now and then rewrites every
+        outcome, so saving on each finished restart would take much of the driver's time with
+        many actors (see ntpt_ray.sweep.simulation)."""
         wait = max(SAVE_EVERY, self.save_seconds / SAVE_SHARE)
         if self.changed and self.clock() - self.saved_at >= wait:
             self._save()

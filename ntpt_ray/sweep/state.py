@@ -19,7 +19,9 @@ import fcntl
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +97,14 @@ class SweepState:
 class SweepDirectory:
     """The folder of one sweep inside a store."""
 
+    journal_floor = 1 << 20  # bytes: the journal is folded into state.json only beyond this size
+
     def __init__(self, store: Path, spec: SweepSpec):
         self.spec = spec
         self.path = Path(store) / "sweeps" / spec.sweep_id
         self.snapshot_bytes = self.journal_bytes = 0  # of state.json and state.journal, as last written
+        self.appender: ThreadPoolExecutor | None = None  # see background_journal
+        self.appending: deque[Future] = deque()  # its appends not yet seen done, oldest first
 
     @property
     def exists(self) -> bool:
@@ -166,10 +172,11 @@ class SweepDirectory:
         """Write ``state``. With ``changed`` (the restarts finished since the last save:
         nothing else may have changed but the time spent and restarts started), append their
         outcomes and times to the journal as one line, fsynced; without it, or once the journal
-        has outgrown ``state.json``, rewrite ``state.json`` whole as a new generation (running
-        restarts' start times too) and empty the journal."""
+        has outgrown ``state.json`` (and ``journal_floor``), rewrite ``state.json`` whole as a
+        new generation (running restarts' start times too) and empty the journal."""
         journal = self.path / JOURNAL
-        if changed is None or self.journal_bytes > self.snapshot_bytes:
+        if changed is None or self.journal_bytes > max(self.snapshot_bytes, self.journal_floor):
+            self._appended(wait=True)  # the lines before this rewrite
             state.generation += 1
             # orjson encodes the dataclasses directly: several times faster than asdict + json
             # with thousands of outcomes (see ntpt_ray.sweep.simulation)
@@ -183,11 +190,33 @@ class SweepDirectory:
                              "outcomes": {r: state.outcomes[r] for r in changed if r in state.outcomes},
                              "times": {r: state.times[r] for r in changed if r in state.times}},
                             option=orjson.OPT_NON_STR_KEYS) + b"\n"
-        with open(journal, "ab") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
         self.journal_bytes += len(line)
+        if self.appender is None:
+            _append(journal, line)
+            return
+        self._appended(wait=False)
+        self.appending.append(self.appender.submit(_append, journal, line))
+
+    @contextmanager
+    def background_journal(self) -> Iterator[None]:
+        """While the block runs, :meth:`save` appends each journal line on a thread of its own,
+        in order, and returns once the line is encoded: the caller goes on while it is written and
+        fsynced (a sweep's driver, see :mod:`ntpt_ray.sweep.coordinator`). Every line is durable
+        when the block ends, and before ``state.json`` is rewritten; an append's error is raised by
+        the next save, or at the block's end."""
+        self.appender = ThreadPoolExecutor(1, thread_name_prefix="ntpt-journal")
+        try:
+            yield
+        finally:
+            appender, self.appender = self.appender, None
+            appender.shutdown(wait=True)
+            self._appended(wait=True)
+
+    def _appended(self, wait: bool) -> None:
+        """Forget the background appends that are done (``wait``: all of them, once done),
+        raising the first one's error."""
+        while self.appending and (wait or self.appending[0].done()):
+            self.appending.popleft().result()
 
     def add_library(self, state: SweepState, nets: LibrarySnapshot, source: str,
                     score: float) -> LibraryRecord:
@@ -203,6 +232,14 @@ class SweepDirectory:
 
     def library(self, record: LibraryRecord) -> LibrarySnapshot:
         return torch.load(self.path / record.file, map_location="cpu") if record.file else {}
+
+
+def _append(journal: Path, line: bytes) -> None:
+    """Append ``line`` to ``journal``, fsynced."""
+    with open(journal, "ab") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_state(folder: Path, required: tuple[str, ...] = STATE_FIELDS) -> dict[str, Any]:
