@@ -54,8 +54,13 @@ def test_a_simulated_worker_answers_like_a_real_one(recording):
         assert [(c.restart, c.finished, len(c.val_curve)) for c in a.checked] == \
                [(c.restart, c.finished, len(c.val_curve)) for c in b.checked]
     assert a.steps == {2: 10} and real.free_slots == 1
-    with pytest.raises(ValueError, match="free slots"):
-        simulated.advance(start=[Assignment(r, r, 0) for r in range(3)])
+    # restarts beyond the free slots wait in the backlog, started as slots free
+    queued = {"start": [Assignment(r, 1000 + r, 0) for r in (3, 4)], "periods": 40, "refill": True}
+    for worker in (real, simulated):  # (their verdicts differ: the real one verifies at the budget)
+        reply = worker.advance(**queued)
+        assert 4 in reply.steps and not worker.backlog.jobs  # restart 4 started when 2 left its slot
+    with pytest.raises(ValueError, match=r"at most 4 in all"):
+        simulated.advance(start=[Assignment(r, r, 0) for r in range(5, 10)])
 
 
 def test_a_worker_verifies_when_the_rule_fires_and_the_call_ends_with_the_first_program(recording):

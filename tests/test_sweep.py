@@ -228,8 +228,8 @@ def test_worker_trains_reports_verifies_and_frees_slots():
                            library=LibraryVersion(0, {}))
     assert sorted(reply.accuracy) == [0, 1, 2] and set(reply.steps.values()) == {50} and reply.periods == 1
     assert reply.best_accuracy == max(max(values) for values in reply.accuracy.values())
-    with pytest.raises(ValueError, match="free slots"):
-        worker.advance(start=[Assignment(9, 9, 0)])
+    with pytest.raises(ValueError, match=r"4 restarts assigned to an actor running 3 with 0 queued \(at most 6"):
+        worker.advance(start=[Assignment(9 + k, 9, 0) for k in range(4)])
     assert not worker.advance().checked
     reply = worker.advance()  # budgets spent: each verified in the call, its slot freed
     checked = reply.checked
@@ -247,6 +247,25 @@ def test_worker_trains_reports_verifies_and_frees_slots():
     assert at_once.periods == 3 and all(len(a) == 3 for a in at_once.accuracy.values())
     assert [(c.restart, c.program["values"], c.val_curve) for c in at_once.checked] == \
            [(c.restart, c.program["values"], c.val_curve) for c in checked]
+
+
+def test_restarts_queued_on_a_worker_fill_its_freed_slots_within_the_call():
+    spec = parse_spec({"name": "w", "problem": {"task": "add2x2:top"},
+                       "restarts": {"per_actor": 2},
+                       "train": {"steps": 100},
+                       "convergence": {"val_every": 50, "val_size": 40, "jump": 1.0, "min_accuracy": 1.0,
+                                       "at_end": False},
+                       "verify": {"beam": 64, "test_size": 40}})  # spent restarts are dropped
+    worker = RestartWorker(spec)
+    reply = worker.advance(start=[Assignment(r, 1000 + r, 0) for r in range(4)],
+                           library=LibraryVersion(0, {}), periods=10, refill=True)
+    # restarts 2 and 3 took the slots 0 and 1 freed after two periods; the call ended once a
+    # slot was free with nothing queued
+    assert reply.spent == [0, 1, 2, 3] and reply.periods == 4 and not reply.steps
+    assert all(len(reply.accuracy[r]) == 2 for r in range(4)) and worker.free_slots == 2
+    alone = RestartWorker(spec).advance(start=[Assignment(3, 1003, 0)], library=LibraryVersion(0, {}),
+                                        periods=10)
+    assert alone.accuracy[3] == reply.accuracy[3]  # a restart's data come from its seed
 
 
 def test_start_library_resolution(tmp_path):

@@ -275,8 +275,7 @@ class Coordinator:
                 self.result.startup_seconds = self._elapsed()
         else:
             self._absorb(actor, reply)
-        if not self._stop_reason():
-            self._dispatch(actor)
+        self._dispatch(actor)  # the pass runs only while the sweep goes on (see _run)
         self.result.coordinator_seconds += time.perf_counter() - began
 
     def _stop_reason(self) -> str:
@@ -329,22 +328,32 @@ class Coordinator:
             self._dispatch(self.idle.pop())
 
     def _dispatch(self, actor: _Actor) -> None:
-        """Send ``actor`` its next call: new restarts, the newest library, how many periods."""
-        free = self.spec.restarts.per_actor - len(actor.restarts)
+        """Send ``actor`` its next call: new restarts, the newest library, how many periods.
+
+        While more than a round of restarts waits (a slot's worth for every actor), an actor is
+        given up to a slot's worth beyond its slots, queued in its :class:`Backlog`: a slot it
+        frees mid-call is filled without ending the call (a reply per finished restart, else).
+        Near the end nothing is queued, so that no restart waits behind a busy actor's while
+        another actor idles."""
         start = []
-        while self.pending and len(start) < free:
-            restart = self.pending.popleft()
-            start.append(Assignment(restart, self.seeds[restart], len(self.versions) - 1))
-            self.state.restart_started(restart, self.earlier_seconds + self._elapsed(), actor.name)
-        if not (actor.restarts or start):
+        if self.pending:
+            per_actor = self.spec.restarts.per_actor
+            queue = len(self.pending) > per_actor * self.target_actors
+            free = per_actor * (1 + queue) - len(actor.restarts)
+            version, at = len(self.versions) - 1, self.earlier_seconds + self._elapsed()
+            while self.pending and len(start) < free:
+                restart = self.pending.popleft()
+                start.append(Assignment(restart, self.seeds[restart], version))
+                self.state.restart_started(restart, at, actor.name)
+                actor.restarts.add(restart)
+            self.assigned += len(start)
+        elif not actor.restarts:
             self.idle.append(actor)
             return
         library = None
         if actor.library_version < len(self.versions) - 1:
             library = self.versions[-1]
             actor.library_version = len(self.versions) - 1
-        actor.restarts.update(job.restart for job in start)
-        self.assigned += len(start)
         call = actor.handle.advance.remote(start=start, library=library, periods=self._periods(),
                                            refill=bool(self.pending))
         self._track(call, actor)
@@ -423,8 +432,7 @@ class Coordinator:
         when saving is slow: a save encodes what changed, and now and then rewrites every
         outcome, so saving on each finished restart would take much of the driver's time with
         many actors (see ntpt_ray.sweep.simulation)."""
-        wait = max(SAVE_EVERY, self.save_seconds / SAVE_SHARE)
-        if self.changed and self.clock() - self.saved_at >= wait:
+        if self.changed and self.clock() - self.saved_at >= max(SAVE_EVERY, self.save_seconds / SAVE_SHARE):
             self._save()
             self.result.coordinator_seconds += self.save_seconds
 
@@ -455,6 +463,8 @@ class Coordinator:
         to the writer thread as one batch once it is free (durable together, in two flushes of
         the file system; records, encoding and file system calls off the driver's loop): while
         it writes, the next batch grows. A failed write stops the sweep."""
+        if not (self.writing or self.unstored):
+            return
         began = time.perf_counter()
         while self.writing and (finish or self.writing[0][0].done()):
             self._written(*self.writing.popleft())

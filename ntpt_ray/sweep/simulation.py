@@ -41,7 +41,7 @@ from ..train.run import restart_seeds
 from .coordinator import Coordinator
 from .spec import SweepSpec
 from .state import SweepDirectory, SweepState
-from .worker import Assignment, CallLog, Checked, LibraryVersion, Reply, RestartWorker, watch_of
+from .worker import Assignment, Backlog, CallLog, Checked, LibraryVersion, Reply, RestartWorker, watch_of
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,7 @@ class SimulatedWorker:
         self.fate: dict[int, tuple[str, int]] = {}
         self.started: dict[int, float] = {}
         self.watch = watch_of(spec)
+        self.backlog = Backlog(self.slots)
 
     def pid(self) -> int:
         return id(self)
@@ -131,12 +132,8 @@ class SimulatedWorker:
     def advance(self, *, start: list[Assignment] = (), library: LibraryVersion | None = None,
                 periods: int = 1, refill: bool = False) -> Reply:
         """Start restarts, then train up to ``periods`` periods as :meth:`RestartWorker.advance`."""
-        if len(start) > self.slots - len(self.jobs):
-            raise ValueError(f"{len(start)} restarts assigned to {self.slots - len(self.jobs)} free slots")
-        for job in start:
-            self.jobs[job.restart], self.steps[job.restart], self.curves[job.restart] = job, 0, []
-            self.fate[job.restart] = self.fates.of(job.seed, self.validations)
-            self.started[job.restart] = time.time()
+        self.backlog.take(start, len(self.jobs))
+        self._start_queued()
         log = CallLog(self.watch)
         done = 0
         while done < periods and self.jobs:
@@ -147,11 +144,20 @@ class SimulatedWorker:
                 period[restart] = Fates.accuracy(*self.fate[restart], len(self.curves[restart]) + 1)
                 self.curves[restart].append((self.steps[restart] * self.batch_size, period[restart]))
             finished = {r for r in period if self.steps[r] >= self.budget}
-            if log.ends_call(log.settle(period, finished, self._verify, self._release), refill):
+            freed = log.settle(period, finished, self._verify, self._release) and self._start_queued()
+            if log.ends_call(freed, refill):
                 break
         return Reply(log.accuracy, dict(self.steps), log.spent, log.checked,
                      self.recording.period_seconds * done,
                      self.recording.verify_seconds * len(log.checked), done, log.best)
+
+    def _start_queued(self) -> bool:
+        """Start queued restarts in the free slots; whether a slot is still free."""
+        for job in self.backlog.next(self.slots - len(self.jobs)):
+            self.jobs[job.restart], self.steps[job.restart], self.curves[job.restart] = job, 0, []
+            self.fate[job.restart] = self.fates.of(job.seed, self.validations)
+            self.started[job.restart] = time.time()
+        return len(self.jobs) < self.slots
 
     def _verify(self, restart: int) -> Checked:
         job, (kind, jump) = self.jobs[restart], self.fate[restart]

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -32,9 +33,9 @@ from .convergence import ConvergenceRule, Watch
 from .spec import SweepSpec
 
 
-@dataclass(frozen=True)
-class Assignment:
-    """Start restart ``restart`` with ``seed`` from library version ``library_version``."""
+class Assignment(NamedTuple):
+    """Start restart ``restart`` with ``seed`` from library version ``library_version`` (a
+    named tuple: the coordinator makes one per restart)."""
 
     restart: int
     seed: int
@@ -79,6 +80,27 @@ class Reply:
     verify_seconds: float
     periods: int = 1  # validation periods trained (discrete methods: batches examined)
     best_accuracy: float = 0.0  # the best of ``accuracy``'s values
+
+
+class Backlog:
+    """The restarts an actor was assigned beyond its free slots (at most ``slots`` of them),
+    first in, first started as slots free: the coordinator queues them on an actor so that a
+    slot freed in the middle of a call is filled without ending the call."""
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self.jobs: deque[Assignment] = deque()
+
+    def take(self, start: Collection[Assignment], running: int) -> None:
+        """Queue ``start`` behind those queued (``running`` restarts hold slots)."""
+        if running + len(self.jobs) + len(start) > 2 * self.slots:
+            raise ValueError(f"{len(start)} restarts assigned to an actor running {running} with "
+                             f"{len(self.jobs)} queued (at most {2 * self.slots} in all)")
+        self.jobs.extend(start)
+
+    def next(self, free: int) -> list[Assignment]:
+        """Up to ``free`` restarts to start now, first queued first."""
+        return [self.jobs.popleft() for _ in range(min(free, len(self.jobs)))]
 
 
 class CallLog:
@@ -174,6 +196,7 @@ class RestartWorker:
         self.started: dict[int, float] = {}
         self.libraries: dict[int, LibrarySnapshot] = {}
         self.watch = watch_of(spec)
+        self.backlog = Backlog(slots)
 
     def pid(self) -> int:
         """The worker's process id (fault-tolerance tests kill it)."""
@@ -189,19 +212,12 @@ class RestartWorker:
         periods. After each, a restart the convergence rule fires on, or whose budget is spent
         (``[convergence] at_end``), is verified at once; verified and spent restarts leave their
         slots. The call ends after a period that verified a program (so that it is stored at
-        once) or, with ``refill`` (restarts wait for slots), that freed a slot."""
+        once) or, with ``refill`` (restarts wait for slots), that freed a slot none of its queued
+        restarts took (restarts beyond its free slots wait in its :class:`Backlog`)."""
         if library is not None:
             self.libraries[library.version] = library.nets
-        if len(start) > self.free_slots:
-            raise ValueError(f"{len(start)} restarts assigned to {self.free_slots} free slots")
-        free = iter(sorted(set(range(self.batch.restarts)) - set(self.slot_of.values())))
-        for job in start:
-            slot = next(free)
-            with _blame([job.restart]):
-                self.batch.reset(slot, job.seed, self.libraries.get(job.library_version) or None)
-            self.slot_of[job.restart] = slot
-            self.assignment[job.restart] = job
-            self.started[job.restart] = time.time()
+        self.backlog.take(start, len(self.slot_of))
+        self._start_queued()
         log = CallLog(self.watch)
         seconds = {"train": 0.0, "verify": 0.0}
 
@@ -219,10 +235,22 @@ class RestartWorker:
                 period, finished = self._train_period()
             seconds["train"] += time.perf_counter() - began
             done += 1
-            if log.ends_call(log.settle(period, finished, verify, self._release), refill):
+            freed = log.settle(period, finished, verify, self._release) and self._start_queued()
+            if log.ends_call(freed, refill):
                 break
         return Reply(log.accuracy, {r: int(self.batch.steps_done[s]) for r, s in self.slot_of.items()},
                      log.spent, log.checked, seconds["train"], seconds["verify"], done, log.best)
+
+    def _start_queued(self) -> bool:
+        """Start queued restarts in the free slots; whether a slot is still free."""
+        free = sorted(set(range(self.batch.restarts)) - set(self.slot_of.values()))
+        for slot, job in zip(free, self.backlog.next(len(free))):
+            with _blame([job.restart]):
+                self.batch.reset(slot, job.seed, self.libraries.get(job.library_version) or None)
+            self.slot_of[job.restart] = slot
+            self.assignment[job.restart] = job
+            self.started[job.restart] = time.time()
+        return self.free_slots > 0
 
     def _train_period(self) -> tuple[dict[int, float], list[int]]:
         batch, budget = self.batch, self.config.steps
@@ -281,6 +309,7 @@ class SearchWorker:
         self.running: dict[int, Any] = {}  # restart -> SearchRestart
         self.assignment: dict[int, Assignment] = {}
         self.started: dict[int, float] = {}
+        self.backlog = Backlog(spec.restarts.per_actor)
 
     def pid(self) -> int:
         """The worker's process id (fault-tolerance tests kill it)."""
@@ -290,17 +319,10 @@ class SearchWorker:
                 periods: int = 1, refill: bool = False) -> Reply:
         """Start new restarts, then examine up to ``periods`` batches of each running restart;
         the call ends, as :meth:`RestartWorker.advance`'s, after a batch that verified a program
-        or (with ``refill``) finished a restart."""
-        if len(start) + len(self.running) > self.spec.restarts.per_actor:
-            raise ValueError(f"{len(start)} restarts assigned to "
-                             f"{self.spec.restarts.per_actor - len(self.running)} free slots")
-        for job in start:
-            with _blame([job.restart]):
-                self.running[job.restart] = self.runner.restart(job.restart, job.seed,
-                                                                self.spec.restarts.total)
-            self.assignment[job.restart] = job
-            self.started[job.restart] = time.time()
+        or (with ``refill``) finished a restart that no queued restart replaced."""
+        self.backlog.take(start, len(self.running))
         began = time.perf_counter()
+        self._start_queued()
         checked = []
         done = 0
         while done < periods and self.running:
@@ -311,10 +333,20 @@ class SearchWorker:
                 if search.done:
                     checked.append(self._checked(restart, search))
                     self._release(restart)
-            if ends_call(checked, bool(checked), refill):
+            if ends_call(checked, bool(checked) and self._start_queued(), refill):
                 break
         steps = {r: s.examined for r, s in self.running.items()}
         return Reply({}, steps, [], checked, time.perf_counter() - began, 0.0, done)
+
+    def _start_queued(self) -> bool:
+        """Start queued restarts in the free slots; whether a slot is still free."""
+        for job in self.backlog.next(self.backlog.slots - len(self.running)):
+            with _blame([job.restart]):
+                self.running[job.restart] = self.runner.restart(job.restart, job.seed,
+                                                                self.spec.restarts.total)
+            self.assignment[job.restart] = job
+            self.started[job.restart] = time.time()
+        return len(self.running) < self.backlog.slots
 
     def _checked(self, restart: int, search) -> Checked:
         job = self.assignment[restart]
