@@ -187,9 +187,9 @@ class Coordinator:
         What exists when the sweep starts, and at each save of its state, mostly lives through
         the sweep (the state grows by a record per restart): it is frozen out of the garbage
         collector's passes (:func:`gc.freeze`) until the sweep ends, unless the process froze
-        objects itself (then left as it has them). The state's journal is appended on a thread
-        of its own (:meth:`SweepDirectory.background_journal`): a save costs the driver the
-        encoding of what changed, not an fsync."""
+        objects itself (then left as it has them). The state is written on a thread of its own
+        (:meth:`SweepDirectory.background_journal`): a save costs the driver its encoding, not
+        the file system's calls and fsync."""
         with self.directory.background_journal():
             if gc.get_freeze_count():
                 return self._run()

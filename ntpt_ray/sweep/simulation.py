@@ -28,8 +28,7 @@ import heapq
 import math
 import statistics
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -208,7 +207,10 @@ class _ActorClass:
         self.ray = ray
 
     def remote(self, spec: SweepSpec, **_: Any) -> _Handle:
-        return _Handle(self.ray, self.ray.make_worker(spec))
+        began = time.perf_counter()
+        handle = _Handle(self.ray, self.ray.make_worker(spec))
+        self.ray.overhead += time.perf_counter() - began
+        return handle
 
 
 @dataclass
@@ -246,14 +248,6 @@ class SimulatedRay:
         """The simulated clock (seconds)."""
         return time.perf_counter() - self.overhead + self.skipped
 
-    @contextmanager
-    def _own(self) -> Iterator[None]:
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.overhead += time.perf_counter() - began
-
     def mark(self) -> None:
         """Close the driver's current loop (if one is open) and open the next."""
         t = time.perf_counter()
@@ -270,27 +264,29 @@ class SimulatedRay:
 
     def wait(self, refs: list[_Ref], *, num_returns: int = 1,
              timeout: float | None = None) -> tuple[list[_Ref], list[_Ref]]:
-        self.mark()
-        with self._own():
-            now = self.now()
-            if self.due and self.due[0].due > now:
-                gap = self.due[0].due - now
-                gap = gap if timeout is None else min(gap, timeout)
-                until = time.perf_counter() + gap
-                while self.background() and time.perf_counter() < until:
-                    time.sleep(min(1e-3, max(until - time.perf_counter(), 0.0)))
-                self.skipped += gap  # the clock moves by gap, slept or not (sleep is overhead)
-                now += gap
-            ready = []
-            while self.due and len(ready) < num_returns and self.due[0].due <= now:
-                ready.append(heapq.heappop(self.due))
-            picked = set(ready)
-            rest = [ref for ref in refs if ref not in picked] if picked else list(refs)
-        self._mark = (time.perf_counter(), self.overhead)
+        self.mark()  # the simulator's time from here on is overhead, until the next loop opens
+        now = self.now()
+        if self.due and self.due[0].due > now:
+            gap = self.due[0].due - now
+            gap = gap if timeout is None else min(gap, timeout)
+            until = time.perf_counter() + gap
+            while self.background() and time.perf_counter() < until:
+                time.sleep(min(1e-3, max(until - time.perf_counter(), 0.0)))
+            self.skipped += gap  # the clock moves by gap, slept or not (sleep is overhead)
+            now += gap
+        ready = []
+        while self.due and len(ready) < num_returns and self.due[0].due <= now:
+            ready.append(heapq.heappop(self.due))
+        picked = set(ready)
+        rest = [ref for ref in refs if ref not in picked] if picked else list(refs)
+        t = time.perf_counter()
+        self.overhead += t - self._mark[0]
+        self._mark = (t, self.overhead)
         return ready, rest
 
     def get(self, ref: _Ref) -> Any:
-        with self._own():
+        began = time.perf_counter()
+        try:
             if ref.method == "advance":
                 self.reports += 1
                 self._replies += 1
@@ -299,6 +295,8 @@ class SimulatedRay:
             if ref.error is not None:
                 raise ref.error
             return ref.value
+        finally:
+            self.overhead += time.perf_counter() - began
 
     def put(self, value: Any) -> _Ref:
         return _Ref(0.0, value)
@@ -309,23 +307,23 @@ class SimulatedRay:
 
     def _call(self, actor: _Handle, name: str, args: tuple, kwargs: dict[str, Any]) -> _Ref:
         began = time.perf_counter()
-        with self._own():
-            now = self.now()
-            kwargs = {k: v.value if isinstance(v, _Ref) else v for k, v in kwargs.items()}
-            value, error = None, None
-            try:
-                value = getattr(actor.worker, name)(*args, **kwargs)
-            except Exception as exc:  # surfaces from get(), as Ray would raise it
-                error = exc
-            seconds = (self.startup_seconds if name == "pid" else
-                       0.0 if error else value.train_seconds + value.verify_seconds)
-            ref = _Ref(max(now, actor.free_at) + seconds, value, error, name)
-            actor.free_at = ref.due
-            heapq.heappush(self.due, ref)
-            if name == "advance":
-                self.calls += 1
+        now = self.now()
+        kwargs = {k: v.value if isinstance(v, _Ref) else v for k, v in kwargs.items()}
+        value, error = None, None
+        try:
+            value = getattr(actor.worker, name)(*args, **kwargs)
+        except Exception as exc:  # surfaces from get(), as Ray would raise it
+            error = exc
+        seconds = (self.startup_seconds if name == "pid" else
+                   0.0 if error else value.train_seconds + value.verify_seconds)
+        ref = _Ref(max(now, actor.free_at) + seconds, value, error, name)
+        actor.free_at = ref.due
+        heapq.heappush(self.due, ref)
+        spent = time.perf_counter() - began
+        self.overhead += spent
         if name == "advance":
-            self.dispatch_overhead += time.perf_counter() - began
+            self.calls += 1
+            self.dispatch_overhead += spent
         return ref
 
     @property

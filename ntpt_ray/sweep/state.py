@@ -20,7 +20,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,7 +104,7 @@ class SweepDirectory:
         self.path = Path(store) / "sweeps" / spec.sweep_id
         self.snapshot_bytes = self.journal_bytes = 0  # of state.json and state.journal, as last written
         self.appender: ThreadPoolExecutor | None = None  # see background_journal
-        self.appending: deque[Future] = deque()  # its appends not yet seen done, oldest first
+        self.appending: deque[Future] = deque()  # its writes not yet seen done, oldest first
 
     @property
     def exists(self) -> bool:
@@ -174,36 +174,36 @@ class SweepDirectory:
         outcomes and times to the journal as one line, fsynced; without it, or once the journal
         has outgrown ``state.json`` (and ``journal_floor``), rewrite ``state.json`` whole as a
         new generation (running restarts' start times too) and empty the journal."""
-        journal = self.path / JOURNAL
         if changed is None or self.journal_bytes > max(self.snapshot_bytes, self.journal_floor):
-            self._appended(wait=True)  # the lines before this rewrite
             state.generation += 1
             # orjson encodes the dataclasses directly: several times faster than asdict + json
             # with thousands of outcomes (see ntpt_ray.sweep.simulation)
             text = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
-            atomic_write(self.path / STATE, lambda f: f.write(text), binary=True)
-            if journal.exists():  # its lines are of the last generation: stale even if this is lost
-                os.truncate(journal, 0)
             self.snapshot_bytes, self.journal_bytes = len(text), 0
+            self._write(_rewrite, self.path, text)
             return
         line = orjson.dumps({"generation": state.generation, "seconds": state.seconds,
                              "outcomes": {r: state.outcomes[r] for r in changed if r in state.outcomes},
                              "times": {r: state.times[r] for r in changed if r in state.times}},
                             option=orjson.OPT_NON_STR_KEYS) + b"\n"
         self.journal_bytes += len(line)
+        self._write(_append, self.path / JOURNAL, line)
+
+    def _write(self, job: Callable[[Path, bytes], None], path: Path, data: bytes) -> None:
+        """``job(path, data)`` now, or in order on the background thread (see background_journal)."""
         if self.appender is None:
-            _append(journal, line)
+            job(path, data)
             return
         self._appended(wait=False)
-        self.appending.append(self.appender.submit(_append, journal, line))
+        self.appending.append(self.appender.submit(job, path, data))
 
     @contextmanager
     def background_journal(self) -> Iterator[None]:
-        """While the block runs, :meth:`save` appends each journal line on a thread of its own,
-        in order, and returns once the line is encoded: the caller goes on while it is written and
-        fsynced (a sweep's driver, see :mod:`ntpt_ray.sweep.coordinator`). Every line is durable
-        when the block ends, and before ``state.json`` is rewritten; an append's error is raised by
-        the next save, or at the block's end."""
+        """While the block runs, :meth:`save` writes on a thread of its own, in order (journal
+        lines and rewrites of ``state.json``), and returns once the state is encoded: the caller
+        goes on while it is written and fsynced (a sweep's driver, see
+        :mod:`ntpt_ray.sweep.coordinator`). Everything saved is durable when the block ends; a
+        write's error is raised by the next save, or at the block's end."""
         self.appender = ThreadPoolExecutor(1, thread_name_prefix="ntpt-journal")
         try:
             yield
@@ -213,7 +213,7 @@ class SweepDirectory:
             self._appended(wait=True)
 
     def _appended(self, wait: bool) -> None:
-        """Forget the background appends that are done (``wait``: all of them, once done),
+        """Forget the background writes that are done (``wait``: all of them, once done),
         raising the first one's error."""
         while self.appending and (wait or self.appending[0].done()):
             self.appending.popleft().result()
@@ -232,6 +232,14 @@ class SweepDirectory:
 
     def library(self, record: LibraryRecord) -> LibrarySnapshot:
         return torch.load(self.path / record.file, map_location="cpu") if record.file else {}
+
+
+def _rewrite(folder: Path, text: bytes) -> None:
+    """Replace ``state.json`` in ``folder`` with ``text`` (atomically) and empty the journal."""
+    atomic_write(folder / STATE, lambda f: f.write(text), binary=True)
+    journal = folder / JOURNAL
+    if journal.exists():  # its lines are of the last generation: stale even if this is lost
+        os.truncate(journal, 0)
 
 
 def _append(journal: Path, line: bytes) -> None:
