@@ -58,7 +58,7 @@ class SweepProgress:
 
     done: int  # restarts finished (verified or budget spent), earlier sessions included
     total: int
-    running: int
+    running: int  # restarts assigned to actors: training, or queued on one (see Coordinator._dispatch)
     verified: int
     best_accuracy: float  # best relaxed validation accuracy seen this session
     restarts_per_minute: float  # restarts finished per minute of this session
@@ -158,7 +158,7 @@ class Coordinator:
         self.waiting: list = []  # those ObjectRefs, as the last wait left them (see _track)
         self.idle: list[_Actor] = []  # live actors with nothing to do
         self.live = 0  # actors that answered their start-up ping and were not lost since
-        self.assigned = 0  # restarts the actors are running
+        self.assigned = 0  # restarts the actors hold (training, or queued on one)
         self.result = SweepResult(spec.sweep_id, store.root, total, len(state.outcomes),
                                   state.verified, library_versions=len(state.libraries))
         self.result.method = self.method

@@ -61,7 +61,7 @@ class LibraryRecord:
 class RestartTime:
     """When a restart ran (seconds into the sweep, over all its sessions) and where."""
 
-    started: float
+    started: float  # when it was assigned to its actor (one queued there starts a little later)
     finished: float | None  # None while it runs (or if its session died: it runs again)
     actor: str  # "pid <n>" of the actor that ran it
     session: int  # 1 for the sweep's first session
