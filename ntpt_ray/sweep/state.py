@@ -7,9 +7,10 @@ line per save, the restarts finished since the one before), ``library-v<k>.pt`` 
 each library version, ``driver.lock`` (held by the driver running the sweep, naming its pid and
 host) and, after an actor's error, ``errors.log`` (its traceback). ``state.json`` is rewritten
 whole, atomically, when a session starts and ends, when a library version is added and once the
-journal has outgrown it (so a save costs what changed, not the whole sweep); each journal line
-is fsynced, and one that a crash cut short is ignored, so a crash of any process leaves the last
-complete save. Restarts that were training when the sweep died are not in it: they run again.
+journal has outgrown it and ``SweepDirectory.journal_floor`` (so a save costs what changed, not
+the whole sweep); each journal line is fsynced, and one that a crash cut short is ignored, so a
+crash of any process leaves the last complete save (a running sweep's saves are written in order
+on a thread of their own: :meth:`SweepDirectory.background_journal`). Restarts that were training when the sweep died are not in it: they run again.
 Read the state with :func:`read_state` (or :meth:`SweepDirectory.load`), not ``state.json`` alone.
 """
 
